@@ -1,0 +1,71 @@
+# The README's commands. `make run` and `make test` work on a fresh Debian/Ubuntu machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Tests always use real services: the local ones by default, overridable by env.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/unmask
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+DATA ?= ../shared/data
+
+.PHONY: run test lint format bench train worker migrate clean help chromium
+
+help:
+	@echo "make run    - set up and start web + worker (+ embedded SQLite/Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make test   - run the whole suite against real PostgreSQL and Redis"
+	@echo "make lint   - ruff (lint + format) and bandit (security)"
+	@echo "make train  - prepare face crops, train, evaluate and register both models from $(DATA)"
+	@echo "make bench  - speed and memory benchmarks (see bench/)"
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "Could not create a virtual environment with $(PYTHON)."; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's venv support..."; \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
+	  else echo "Install it first: sudo apt-get install python3-venv"; exit 1; fi; }
+	@$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime-installed
+
+run: $(VENV)/.runtime-installed
+	$(BIN)/python -m deepfake_site.launcher
+
+worker: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py rqworker scans --with-scheduler --worker-class scans.worker.ScanWorker
+
+migrate: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+
+# The browser test drives Debian's Chromium (no browser download). Installed when missing and we are root;
+# otherwise that one test is skipped and says how to install it.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "chromium not found and not root: the browser test will be skipped (sudo apt-get install chromium)"; fi; }
+
+test: $(VENV)/.dev-installed chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \
+	  $(BIN)/python manage.py makemigrations --check --dry-run
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \
+	  $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r . -x ./.venv,./var --severity-level high
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var/media var/models var/db.sqlite3 var/redis.db

@@ -1,0 +1,26 @@
+"""Token API (DRF): obtain a token with username and password, regenerate it when signed in."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import token_regenerate
+
+
+class TokenObtainApi(ObtainAuthToken):
+    """POST username + password -> {"token": ...}: the user's token, created on first use."""
+
+    # The credentials in the body are the authentication; no session or CSRF token is involved.
+    authentication_classes: list = []
+
+
+class TokenRegenerateApi(APIView):
+    """POST (authenticated) -> {"token": ...}: a new token; the one used to call this stops working."""
+
+    def post(self, request: Request) -> Response:
+        token = token_regenerate(user=request.user)
+        return Response({"token": token.key}, status=status.HTTP_200_OK)

@@ -1,0 +1,70 @@
+"""Account pages: sign up, log in/out, password change, and the API token page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+from rest_framework.authtoken.models import Token
+
+from accounts.forms import SignupForm
+from accounts.services import token_regenerate
+
+
+@sensitive_post_parameters("password1", "password2")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account, sign the new user in and send them to the dashboard."""
+    if request.user.is_authenticated:
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        # Several authentication backends may be configured (DRF adds none, but be explicit).
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.get_username()}. Upload a photo or a video to check it.")
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
+
+
+login_view = auth_views.LoginView.as_view(
+    template_name="registration/login.html",
+    redirect_authenticated_user=True,
+)
+
+# Django 5 only accepts POST here, so a link or a prefetch can never sign anyone out.
+logout_view = auth_views.LogoutView.as_view()
+
+password_change = auth_views.PasswordChangeView.as_view(
+    template_name="registration/password_change_form.html",
+    success_url=reverse_lazy("accounts:password_change_done"),
+)
+
+password_change_done = auth_views.PasswordChangeDoneView.as_view(
+    template_name="registration/password_change_done.html",
+)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_token(request: HttpRequest) -> HttpResponse:
+    """Show the user's API token (created on first visit); POST replaces it with a new one."""
+    if request.method == "POST":
+        token_regenerate(user=request.user)
+        messages.success(request, "A new API token was created. The old one no longer works.")
+        return redirect("accounts:api_token")
+    token, _created = Token.objects.get_or_create(user=request.user)
+    return render(request, "accounts/api_token.html", {"token": token})
