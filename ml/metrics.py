@@ -1,0 +1,211 @@
+"""Evaluation and calibration in plain NumPy: ROC/PR curves, AUC, threshold metrics, log-loss, ECE, Platt scaling.
+
+Labels are 1 for fake and 0 for real; scores are fake probabilities (or logits, for curves and AUC).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EPSILON = 1e-7
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-np.clip(values, -60.0, 60.0)))
+
+
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1.0 - EPSILON)
+    return np.log(clipped / (1.0 - clipped))
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); None with one class only."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    start = 0
+    while start < len(scores):
+        end = start
+        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
+        start = end + 1
+    rank_sum = ranks[labels].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rates, true-positive rates and thresholds, highest threshold first."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    distinct = np.where(np.diff(sorted_scores))[0]
+    cut = np.r_[distinct, len(sorted_scores) - 1]
+    true_positives = np.cumsum(sorted_labels)[cut]
+    false_positives = (cut + 1) - true_positives
+    tpr = np.r_[0.0, true_positives / max(1, labels.sum())]
+    fpr = np.r_[0.0, false_positives / max(1, (~labels).sum())]
+    thresholds = np.r_[np.inf, sorted_scores[cut]]
+    return fpr, tpr, thresholds
+
+
+def precision_recall_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall for every distinct threshold, highest threshold first."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    distinct = np.where(np.diff(sorted_scores))[0]
+    cut = np.r_[distinct, len(sorted_scores) - 1]
+    true_positives = np.cumsum(sorted_labels)[cut]
+    predicted = cut + 1
+    precision = true_positives / predicted
+    recall = true_positives / max(1, labels.sum())
+    return np.r_[1.0, precision], np.r_[0.0, recall]
+
+
+def confusion(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, int]:
+    labels = np.asarray(labels).astype(bool)
+    predicted = np.asarray(probabilities) >= threshold
+    return {
+        "tp": int((predicted & labels).sum()),
+        "fp": int((predicted & ~labels).sum()),
+        "tn": int((~predicted & ~labels).sum()),
+        "fn": int((~predicted & labels).sum()),
+    }
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    labels = np.asarray(labels, dtype=np.float64)
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1.0 - EPSILON)
+    return float(-np.mean(labels * np.log(clipped) + (1.0 - labels) * np.log(1.0 - clipped)))
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+    """ECE with `bins` equal-width bins of the fake probability, weighted by bin size."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(labels) == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    positions = np.clip(np.digitize(probabilities, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for bin_number in range(bins):
+        members = positions == bin_number
+        if members.any():
+            total += members.sum() * abs(probabilities[members].mean() - labels[members].mean())
+    return float(total / len(labels))
+
+
+def binary_report(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict:
+    """The figures `evaluate_model` reports: n, auc, accuracy, precision, recall, f1, log_loss, ece (+ confusion)."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    counts = confusion(labels, probabilities, threshold)
+    n = len(labels)
+    precision = counts["tp"] / (counts["tp"] + counts["fp"]) if counts["tp"] + counts["fp"] else 0.0
+    recall = counts["tp"] / (counts["tp"] + counts["fn"]) if counts["tp"] + counts["fn"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    auc = roc_auc(labels, probabilities)
+    return {
+        "n": n,
+        "auc": None if auc is None else round(auc, 6),
+        "accuracy": round((counts["tp"] + counts["tn"]) / n, 6) if n else None,
+        "precision": round(precision, 6),
+        "recall": round(recall, 6),
+        "f1": round(f1, 6),
+        "log_loss": round(log_loss(labels, probabilities), 6) if n else None,
+        "ece": round(expected_calibration_error(labels, probabilities), 6) if n else None,
+        "threshold": threshold,
+        "confusion": counts,
+    }
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, *, iterations: int = 200) -> tuple[float, float]:
+    """Platt scaling p = sigmoid(scale * logit + bias), fitted by Newton's method on the log-loss.
+
+    Targets are smoothed as Platt proposed ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) so that a perfectly
+    separable calibration set does not drive the scale to infinity.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    positives, negatives = labels.sum(), len(labels) - labels.sum()
+    targets = np.where(labels > 0.5, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
+    scale, bias = 1.0, 0.0
+    for _ in range(iterations):
+        probabilities = sigmoid(scale * logits + bias)
+        residual = probabilities - targets
+        gradient = np.array([np.sum(residual * logits), np.sum(residual)])
+        weight = probabilities * (1.0 - probabilities) + 1e-12
+        hessian = np.array(
+            [[np.sum(weight * logits * logits), np.sum(weight * logits)], [np.sum(weight * logits), np.sum(weight)]]
+        )
+        hessian += np.eye(2) * 1e-9
+        step = np.linalg.solve(hessian, gradient)
+        scale, bias = scale - step[0], bias - step[1]
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    if not (math.isfinite(scale) and math.isfinite(bias)) or scale <= 0:
+        # Scores that do not rank the classes (or rank them backwards) carry no usable evidence:
+        # answer the base rate for everything rather than trust them.
+        base_rate = (positives + 1.0) / (len(labels) + 2.0)
+        return 0.0, float(math.log(base_rate / (1.0 - base_rate)))
+    return float(scale), float(bias)
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The probability cut that maximises balanced accuracy (ties: the one nearest 0.5)."""
+    labels = np.asarray(labels).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    candidates = np.unique(np.r_[probabilities, 0.5])
+    best, best_key = 0.5, (-1.0, 0.0)
+    for candidate in candidates:
+        predicted = probabilities >= candidate
+        true_positive_rate = (predicted & labels).sum() / max(1, labels.sum())
+        true_negative_rate = (~predicted & ~labels).sum() / max(1, (~labels).sum())
+        key = ((true_positive_rate + true_negative_rate) / 2.0, -abs(candidate - 0.5))
+        if key > best_key:
+            best, best_key = float(candidate), key
+    return round(best, 4)
+
+
+def choose_uncertain_band(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    *,
+    target_accuracy: float = 0.99,
+    widest: tuple[float, float] = (0.15, 0.85),
+    narrowest: tuple[float, float] = (0.35, 0.65),
+) -> tuple[float, float]:
+    """The narrowest band [low, high] around `threshold` outside which accuracy reaches `target_accuracy`.
+
+    Answers outside the band are firm verdicts; inside it the platform says `uncertain`. The band never
+    gets narrower than `narrowest` (calibrated probabilities near 0.5 are coin flips whatever the data set
+    says) nor wider than `widest`.
+    """
+    labels = np.asarray(labels).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    low_limit = min(narrowest[0], threshold)
+    high_limit = max(narrowest[1], threshold)
+    for half_width in np.linspace(0.0, 0.5, 101):
+        low = min(low_limit, threshold - half_width)
+        high = max(high_limit, threshold + half_width)
+        low, high = max(low, widest[0]), min(high, widest[1])
+        firm = (probabilities <= low) | (probabilities >= high)
+        if not firm.any():
+            break
+        correct = (probabilities[firm] >= threshold) == labels[firm]
+        if correct.mean() >= target_accuracy or (low <= widest[0] and high >= widest[1]):
+            return round(float(low), 4), round(float(high), 4)
+    return widest

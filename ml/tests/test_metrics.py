@@ -1,0 +1,58 @@
+"""The NumPy metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.metrics import (
+    binary_report,
+    choose_threshold,
+    choose_uncertain_band,
+    expected_calibration_error,
+    fit_platt,
+    roc_auc,
+    sigmoid,
+)
+
+
+def test_auc_counts_ordered_pairs_and_ties_as_half() -> None:
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)
+    assert roc_auc([1, 1], [0.2, 0.3]) is None
+
+
+def test_binary_report_uses_the_threshold() -> None:
+    report = binary_report([0, 0, 1, 1], [0.2, 0.6, 0.7, 0.9], threshold=0.65)
+    assert report["accuracy"] == 1.0
+    assert report["confusion"] == {"tp": 2, "fp": 0, "tn": 2, "fn": 0}
+    assert report["n"] == 4
+    report = binary_report([0, 0, 1, 1], [0.2, 0.6, 0.7, 0.9], threshold=0.5)
+    assert report["precision"] == pytest.approx(2 / 3)
+    assert report["recall"] == 1.0
+
+
+def test_ece_is_zero_when_confidence_matches_frequency() -> None:
+    labels = np.array([1] * 3 + [0] * 7 + [1] * 9 + [0] * 1)
+    probabilities = np.array([0.3] * 10 + [0.9] * 10)
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(0.0)
+    assert expected_calibration_error([1, 0], [0.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_platt_recovers_a_known_scale_and_bias() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, 4000)
+    labels = (rng.random(4000) < sigmoid(0.5 * logits - 1.0)).astype(int)
+    scale, bias = fit_platt(logits, labels)
+    assert scale == pytest.approx(0.5, abs=0.08)
+    assert bias == pytest.approx(-1.0, abs=0.15)
+
+
+def test_threshold_and_band_separate_the_classes() -> None:
+    labels = np.array([0] * 50 + [1] * 50)
+    probabilities = np.r_[np.linspace(0.0, 0.45, 50), np.linspace(0.55, 1.0, 50)]
+    threshold = choose_threshold(labels, probabilities)
+    assert 0.45 < threshold <= 0.55
+    low, high = choose_uncertain_band(labels, probabilities, threshold)
+    assert low <= threshold <= high
+    assert (low, high) == (0.35, 0.65)

@@ -1,0 +1,368 @@
+"""Admin for model versions: upload new weights, inspect metrics and plots, compare with the active one,
+activate or roll back.
+
+Everything that defines a registered version (weights, settings, metrics) is read-only; a new version comes
+in through the add form, which stores it with `model_version_register` (never activated on upload). The
+active version changes only through the "activate" and "roll back" actions, which go through
+`model_version_activate`, so the previous active version of the kind is deactivated in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from training.models import ModelVersion
+from training.selectors import model_version_active
+from training.services import model_version_activate, model_version_register
+from training.shipped import SHIPPED_DIR, read_manifest
+
+# The evaluation plots a version can have, in display order (see ml.plots.save_evaluation_plots).
+PLOT_NAMES = ("roc.png", "confusion.png", "pr.png", "training.png")
+PLOT_TITLES = {
+    "roc.png": "ROC curve",
+    "confusion.png": "Confusion matrix",
+    "pr.png": "Precision-recall",
+    "training.png": "Training curves",
+}
+# Metrics compared side by side, in this order, where both versions have them for the same evaluation data.
+COMPARED_METRICS = ("n", "auc", "accuracy", "precision", "recall", "f1", "log_loss", "ece", "uncertain_fraction")
+# For these, smaller is better; for the others, larger is.
+LOWER_IS_BETTER = {"log_loss", "ece", "uncertain_fraction"}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def plot_storage_name(model_version: ModelVersion, plot_name: str) -> str:
+    """Where an uploaded plot of this version lives in model storage, beside the weights."""
+    return f"plots/{model_version.kind}-{model_version.name}-{model_version.version}/{plot_name}"
+
+
+def model_version_plots(model_version: ModelVersion) -> dict[str, Path]:
+    """The plots this version has: uploaded ones in model storage, else the shipped ones of its manifest entry."""
+    storage = model_version.weights.storage
+    found = {}
+    for plot_name in PLOT_NAMES:
+        stored = plot_storage_name(model_version, plot_name)
+        if storage.exists(stored):
+            found[plot_name] = Path(storage.path(stored))
+    if found:
+        return found
+    try:
+        shipped = read_manifest()
+    except (FileNotFoundError, ValueError, KeyError):
+        return {}
+    is_shipped = any(
+        (entry["kind"], entry["name"], entry["version"])
+        == (model_version.kind, model_version.name, model_version.version)
+        for entry in shipped
+    )
+    if not is_shipped:
+        return {}
+    shipped_plots = SHIPPED_DIR / "plots" / model_version.kind
+    return {name: shipped_plots / name for name in PLOT_NAMES if (shipped_plots / name).is_file()}
+
+
+def metric_sections(metrics: dict | None) -> dict[str, dict[str, float]]:
+    """The numeric metrics per evaluation ("training", "evaluate:val", ...); flat metrics form the "" section."""
+    sections: dict[str, dict[str, float]] = {}
+    for key, value in (metrics or {}).items():
+        if isinstance(value, dict):
+            numbers = {name: number for name, number in value.items() if _is_number(number)}
+            if numbers:
+                sections[key] = numbers
+        elif _is_number(value):
+            sections.setdefault("", {})[key] = value
+    return sections
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def previous_active_version(*, kind: str) -> ModelVersion | None:
+    """The version of `kind` that was active before the current one: the most recently activated inactive one."""
+    return (
+        ModelVersion.objects.filter(kind=kind, is_active=False, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )
+
+
+class ModelVersionUploadForm(forms.ModelForm):
+    """A new version: its .keras weights, the settings inference needs, optional metrics and plots."""
+
+    roc_plot = forms.FileField(required=False, label="ROC curve (PNG)")
+    confusion_plot = forms.FileField(required=False, label="Confusion matrix (PNG)")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["kind", "name", "version", "weights", "settings", "metrics", "training_notes"]
+        help_texts = {
+            "weights": "A Keras 3 .keras file saved by the training commands.",
+            "settings": 'JSON object; needs "threshold" (and may give "uncertain_low" <= threshold <= '
+            '"uncertain_high", "crop_rule", "calibration"), as the training commands write it.',
+            "metrics": 'Optional JSON, e.g. {"evaluate:val": {"auc": 0.97, "accuracy": 0.93, ...}}.',
+        }
+
+    def clean_weights(self) -> UploadedFile:
+        weights = self.cleaned_data["weights"]
+        if not weights.name.lower().endswith(".keras"):
+            raise forms.ValidationError("Upload a .keras file.")
+        try:
+            with zipfile.ZipFile(weights) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            raise forms.ValidationError("This is not a Keras 3 .keras file (not a zip archive).") from None
+        finally:
+            weights.seek(0)
+        if "config.json" not in names:
+            raise forms.ValidationError("This .keras file has no config.json, so Keras could not load it.")
+        return weights
+
+    def clean_settings(self) -> dict:
+        settings = self.cleaned_data["settings"]
+        if not isinstance(settings, dict):
+            raise forms.ValidationError("Settings must be a JSON object.")
+        threshold = settings.get("threshold")
+        if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise forms.ValidationError('Settings need a "threshold" between 0 and 1.')
+        low = settings.get("uncertain_low", threshold)
+        high = settings.get("uncertain_high", threshold)
+        if not (_is_number(low) and _is_number(high) and 0.0 <= low <= threshold <= high <= 1.0):
+            raise forms.ValidationError('Need 0 <= "uncertain_low" <= "threshold" <= "uncertain_high" <= 1.')
+        return settings
+
+    def clean_metrics(self) -> dict:
+        metrics = self.cleaned_data.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            raise forms.ValidationError("Metrics must be a JSON object.")
+        return metrics
+
+    def _clean_plot(self, field_name: str) -> UploadedFile | None:
+        plot = self.cleaned_data.get(field_name)
+        if plot is None:
+            return None
+        head = plot.read(len(_PNG_MAGIC))
+        plot.seek(0)
+        if head != _PNG_MAGIC:
+            raise forms.ValidationError("Upload a PNG image.")
+        return plot
+
+    def clean_roc_plot(self) -> UploadedFile | None:
+        return self._clean_plot("roc_plot")
+
+    def clean_confusion_plot(self) -> UploadedFile | None:
+        return self._clean_plot("confusion_plot")
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """List, upload, inspect, compare, activate and roll back model versions (see the module docstring)."""
+
+    list_display = ["kind", "name", "version", "is_active", "metrics_summary", "created_at", "activated_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "version", "training_notes"]
+    ordering = ["kind", "-created_at"]
+    actions = ["activate", "roll_back"]
+    fields = [
+        "kind",
+        "name",
+        "version",
+        "is_active",
+        "activated_at",
+        "created_at",
+        "weights",
+        "weights_sha256",
+        "plots",
+        "comparison_with_active",
+        "metrics_pretty",
+        "settings_pretty",
+        "training_notes",
+    ]
+    readonly_fields = [field for field in fields if field != "training_notes"]
+    add_fields = [*ModelVersionUploadForm.Meta.fields, "roc_plot", "confusion_plot"]
+
+    def get_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> list[str]:
+        return list(self.add_fields) if obj is None else list(self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> list[str]:
+        return [] if obj is None else list(self.readonly_fields)
+
+    def get_form(self, request: HttpRequest, obj: ModelVersion | None = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = ModelVersionUploadForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: ModelVersion, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        with tempfile.TemporaryDirectory(prefix="unmask-admin-upload-") as directory:
+            weights_path = Path(directory) / "weights.keras"
+            with weights_path.open("wb") as handle:
+                for chunk in data["weights"].chunks():
+                    handle.write(chunk)
+            registered = model_version_register(
+                kind=data["kind"],
+                name=data["name"],
+                version=data["version"],
+                weights_path=weights_path,
+                settings=data["settings"],
+                metrics=data.get("metrics") or {},
+                training_notes=data.get("training_notes", ""),
+            )
+        for field_name, plot_name in (("roc_plot", "roc.png"), ("confusion_plot", "confusion.png")):
+            if data.get(field_name) is not None:
+                storage = registered.weights.storage
+                storage_name = plot_storage_name(registered, plot_name)
+                if storage.exists(storage_name):
+                    storage.delete(storage_name)
+                storage.save(storage_name, data[field_name])
+        # The admin logs and redirects to the object it was given (kind, name, version already match): point it at
+        # the registered row.
+        obj.pk = registered.pk
+        obj._state.adding = False
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "<int:version_id>/plot/<str:plot_name>",
+                self.admin_site.admin_view(self.plot_view),
+                name="training_modelversion_plot",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def plot_view(self, request: HttpRequest, version_id: int, plot_name: str) -> FileResponse:
+        """Streams one plot of a version to staff who may view versions."""
+        if not self.has_view_permission(request) or plot_name not in PLOT_NAMES:
+            raise Http404("No such plot.")
+        model_version = ModelVersion.objects.filter(pk=version_id).first()
+        plot_path = model_version_plots(model_version).get(plot_name) if model_version else None
+        if plot_path is None:
+            raise Http404("No such plot.")
+        response = FileResponse(plot_path.open("rb"), content_type=mimetypes.types_map[".png"])
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=300"
+        return response
+
+    @admin.action(description="Activate the selected version (one per kind)")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        selected = list(queryset)
+        per_kind = Counter(model_version.kind for model_version in selected)
+        crowded = sorted(kind for kind, count in per_kind.items() if count > 1)
+        if crowded:
+            self.message_user(
+                request,
+                f"Only one version per kind can be active; select a single {' and a single '.join(crowded)} version.",
+                level=messages.ERROR,
+            )
+            return
+        for model_version in selected:
+            model_version_activate(model_version=model_version)
+            self.message_user(request, f"{model_version} is now the active {model_version.kind} model.")
+
+    @admin.action(description="Roll back: reactivate the previously active version of the selected kinds")
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for kind in sorted(set(queryset.values_list("kind", flat=True))):
+            previous = previous_active_version(kind=kind)
+            if previous is None:
+                self.message_user(request, f"No earlier {kind} version was ever active.", level=messages.WARNING)
+                continue
+            model_version_activate(model_version=previous)
+            self.message_user(request, f"Rolled back: {previous} is the active {kind} model again.")
+
+    @admin.display(description="metrics")
+    def metrics_summary(self, model_version: ModelVersion) -> str:
+        sections = metric_sections(model_version.metrics)
+        if not sections:
+            return "-"
+        # Flat metrics first; else an evaluation on held-out data; else the training run's own numbers.
+        preferred = sorted(sections, key=lambda name: (name != "", not name.startswith("evaluate:"), name))[0]
+        numbers = {name: value for name, value in sections[preferred].items() if name in COMPARED_METRICS}
+        numbers = numbers or sections[preferred]
+        return ", ".join(f"{name}={value:.3g}" for name, value in sorted(numbers.items())[:4])
+
+    @admin.display(description="plots")
+    def plots(self, model_version: ModelVersion) -> str:
+        found = model_version_plots(model_version)
+        if not found:
+            return "No plots stored for this version."
+        return format_html_join(
+            "",
+            '<figure style="display:inline-block;margin:0 1rem 1rem 0"><img src="{}" alt="{}" width="320">'
+            "<figcaption>{}</figcaption></figure>",
+            (
+                (
+                    reverse("admin:training_modelversion_plot", args=[model_version.pk, plot_name]),
+                    PLOT_TITLES[plot_name],
+                    PLOT_TITLES[plot_name],
+                )
+                for plot_name in found
+            ),
+        )
+
+    @admin.display(description="compared with the active version")
+    def comparison_with_active(self, model_version: ModelVersion) -> str:
+        active = model_version_active(kind=model_version.kind)
+        if active is None:
+            return f"No {model_version.kind} version is active."
+        if active.pk == model_version.pk:
+            return "This is the active version."
+        candidate_sections = metric_sections(model_version.metrics)
+        active_sections = metric_sections(active.metrics)
+        shared = sorted(set(candidate_sections) & set(active_sections))
+        rows = []
+        for section in shared:
+            for metric in COMPARED_METRICS:
+                if metric in candidate_sections[section] and metric in active_sections[section]:
+                    mine, theirs = candidate_sections[section][metric], active_sections[section][metric]
+                    rows.append((section or "-", metric, _number(theirs), _number(mine), _delta(metric, mine, theirs)))
+        if not rows:
+            return f"{active.label} (active) has no metrics on the same evaluation data as this version."
+        header = format_html(
+            "<thead><tr><th>evaluation</th><th>metric</th><th>{} (active)</th><th>{} (this)</th><th>change</th>"
+            "</tr></thead>",
+            active.label,
+            model_version.label,
+        )
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html("<table>{}<tbody>{}</tbody></table>", header, body)
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, model_version: ModelVersion) -> str:
+        return _pretty_json(model_version.metrics)
+
+    @admin.display(description="settings")
+    def settings_pretty(self, model_version: ModelVersion) -> str:
+        return _pretty_json(model_version.settings)
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def _delta(metric: str, mine: float, theirs: float) -> str:
+    difference = mine - theirs
+    if metric == "n" or difference == 0:
+        return "same" if difference == 0 else f"{difference:+g}"
+    better = difference < 0 if metric in LOWER_IS_BETTER else difference > 0
+    return f"{difference:+.4f} ({'better' if better else 'worse'})"
+
+
+def _pretty_json(value: object) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))

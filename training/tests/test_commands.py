@@ -1,0 +1,187 @@
+"""The training commands end to end on a handful of real images and clips, with tiny models."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from PIL import Image
+
+from training.models import ModelVersion
+
+pytestmark = pytest.mark.training
+
+TINY_TRAINING = ["--epochs", "1", "--widths", "4,8", "--embedding-dim", "8", "--batch-size", "4"]
+
+
+def _copy_labelled(source: Path, target: Path, per_class: int) -> Path:
+    for label in ("real", "fake"):
+        (target / label).mkdir(parents=True)
+        for path in sorted((source / label).iterdir())[:per_class]:
+            shutil.copy(path, target / label / path.name)
+    return target
+
+
+def _run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A handful of real photos, their face crops, and a tiny image model trained on them for one epoch."""
+    root = tmp_path_factory.mktemp("training")
+    images = _copy_labelled(data_dir / "images" / "stylegan-celeba" / "val", root / "images", per_class=4)
+    crops = root / "crops"
+    _run("prepare_faces", "--data", str(images), "--out", str(crops), "--size", "48")
+    run = root / "run"
+    _run(
+        "train_image_model",
+        "--train",
+        str(crops),
+        "--val",
+        str(crops),
+        "--out",
+        str(run),
+        "--no-register",
+        *TINY_TRAINING,
+    )
+    return {"root": root, "images": images, "crops": crops, "run": run}
+
+
+def test_prepare_faces_caches_one_crop_per_image(tiny_run: dict[str, Path]) -> None:
+    index = json.loads((tiny_run["crops"] / "index.json").read_text())
+    assert index["crop_rule"] == {"margin": 0.15, "size": 48}
+    assert len(index["items"]) == 8
+    for entry in index["items"].values():
+        assert entry["status"] == "ok"
+        assert Image.open(tiny_run["crops"] / entry["crop"]).size == (48, 48)
+        assert len(entry["box"]) == 4 and entry["landmarks"]
+    again = _run("prepare_faces", "--data", str(tiny_run["images"]), "--out", str(tiny_run["crops"]), "--size", "48")
+    assert "8 reused from cache" in again
+
+
+def test_training_saves_weights_metrics_and_plots(tiny_run: dict[str, Path]) -> None:
+    run = tiny_run["run"]
+    for name in ("image_model.keras", "metrics.json", "roc.png", "pr.png", "confusion.png", "training.png"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "metrics.json").read_text())
+    assert {"n", "auc", "accuracy", "f1", "log_loss", "ece"} <= set(saved["metrics"])
+    settings = saved["settings"]
+    assert settings["uncertain_low"] <= settings["threshold"] <= settings["uncertain_high"]
+    assert settings["crop_rule"]["size"] == 48 and "calibration" in settings
+    assert len(saved["history"]["loss"]) == 1
+
+
+@pytest.mark.django_db
+def test_training_registers_and_activates_a_version(tiny_run: dict[str, Path], tmp_path: Path) -> None:
+    output = _run(
+        "train_image_model",
+        "--train",
+        str(tiny_run["crops"]),
+        "--val",
+        str(tiny_run["crops"]),
+        "--out",
+        str(tmp_path / "run"),
+        "--model-version",
+        "0.0.1",
+        "--activate",
+        *TINY_TRAINING,
+    )
+    version = ModelVersion.objects.get(kind="image", version="0.0.1")
+    assert version.is_active
+    assert version.metrics["val"]["n"] == 8
+    assert (
+        version.settings["threshold"]
+        == json.loads((tmp_path / "run" / "metrics.json").read_text())["settings"]["threshold"]
+    )
+    assert "active" in output
+
+
+def test_evaluate_model_json_prints_one_object_with_the_figures(tiny_run: dict[str, Path], capfd) -> None:
+    out = io.StringIO()
+    call_command(
+        "evaluate_model",
+        "--kind",
+        "image",
+        "--data",
+        str(tiny_run["images"]),
+        "--run",
+        str(tiny_run["run"]),
+        "--json",
+        stdout=out,
+    )
+    report = json.loads(out.getvalue())
+    assert {"n", "auc", "accuracy", "precision", "recall", "f1", "log_loss", "ece", "files"} <= set(report)
+    assert report["n"] + report["n_errors"] == len(report["files"]) == 8
+    assert {"path", "label", "fake_probability", "verdict", "error"} <= set(report["files"][0])
+    assert capfd.readouterr().out == ""  # nothing else reached the real stdout
+
+
+def test_evaluate_model_counts_faceless_images_as_errors(tiny_run: dict[str, Path], tmp_path: Path) -> None:
+    data = _copy_labelled(tiny_run["images"], tmp_path / "data", per_class=1)
+    Image.new("RGB", (200, 160), (90, 160, 220)).save(data / "real" / "sky.png")
+    out = io.StringIO()
+    call_command(
+        "evaluate_model", "--kind", "image", "--data", str(data), "--run", str(tiny_run["run"]), "--json", stdout=out
+    )
+    report = json.loads(out.getvalue())
+    assert report["n"] == 2 and report["n_errors"] == 1
+    [error] = [entry for entry in report["files"] if entry["error"]]
+    assert error["path"] == "real/sky.png" and error["error"] == "no face found"
+
+
+def test_video_training_reports_held_out_videos(tiny_run: dict[str, Path], data_dir: Path) -> None:
+    clips = _copy_labelled(data_dir / "videos" / "celebdf", tiny_run["root"] / "clips", per_class=2)
+    run = tiny_run["root"] / "video-run"
+    output = _run(
+        "train_video_model",
+        "--data",
+        str(clips),
+        "--image-run",
+        str(tiny_run["run"]),
+        "--cache",
+        str(tiny_run["root"] / "video-cache"),
+        "--out",
+        str(run),
+        "--max-frames",
+        "8",
+        "--frames",
+        "8",
+        "--clip-len",
+        "4",
+        "--epochs",
+        "1",
+        "--clips-per-video",
+        "8",
+        "--units",
+        "4",
+        "--no-register",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert len(saved["per_video"]) == 4
+    assert {row["group"] for row in saved["per_video"]} == {"clips:00279", "clips:id21", "clips:id0", "clips:id10"}
+    assert (run / "video_model.keras").is_file() and (run / "roc.png").is_file()
+    assert "held-out" in output
+
+
+def test_reencode_images_makes_one_size_and_quality(tiny_run: dict[str, Path], tmp_path: Path) -> None:
+    _run(
+        "reencode_images",
+        "--src",
+        str(tiny_run["images"]),
+        "--out",
+        str(tmp_path / "copy"),
+        "--size",
+        "64",
+        "--quality",
+        "70",
+    )
+    copies = sorted((tmp_path / "copy").rglob("*.jpg"))
+    assert len(copies) == 8
+    assert {Image.open(path).size for path in copies} == {(64, 64)}
