@@ -1,0 +1,96 @@
+"""OpenAPI descriptions of the API views, for the schema at /api/v1/schema/ (drf-spectacular).
+
+The views are plain `APIView`s with nested serializers, which drf-spectacular cannot guess, so their
+request and response shapes are declared here, beside the views rather than inside them.
+`describe_api()` applies them once, when the URL configuration loads.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
+
+from accounts import apis as account_apis
+from scans import apis, batch_apis, metrics, webhook_apis
+
+_ERROR = inline_serializer("Error", fields={"detail": serializers.CharField()})
+_BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes.")
+_NOT_FOUND = OpenApiResponse(_ERROR, description="No such object, or another user's.")
+_described = False
+
+
+def describe_api() -> None:
+    """Attach the schema descriptions to the API views (idempotent)."""
+    global _described
+    if _described:
+        return
+    _described = True
+    # Both views name their input serializer `InputSerializer`: give each its own component name.
+    extend_schema_serializer(component_name="ScanUpload")(apis.ScanListApi.InputSerializer)
+    extend_schema_serializer(component_name="WebhookEndpointInput")(webhook_apis.WebhookListApi.InputSerializer)
+    extend_schema_view(
+        get=extend_schema(
+            parameters=[apis.ScanListApi.FilterSerializer],
+            responses=apis.ScanSummaryOutputSerializer(many=True),
+        ),
+        post=extend_schema(
+            request={"multipart/form-data": apis.ScanListApi.InputSerializer},
+            responses={
+                202: apis.ScanDetailOutputSerializer,
+                400: _ERROR,
+                413: _ERROR,
+                415: _ERROR,
+                429: _ERROR,
+                503: _ERROR,
+            },
+        ),
+    )(apis.ScanListApi)
+    extend_schema_view(
+        get=extend_schema(responses={200: apis.ScanDetailOutputSerializer, 404: _NOT_FOUND}),
+        delete=extend_schema(responses={204: None, 404: _NOT_FOUND}),
+    )(apis.ScanDetailApi)
+    extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}))(
+        apis.HealthApi
+    )
+    for binary_view in (apis.ScanEvidenceApi, apis.ScanExportPdfApi, apis.ScanExportCsvApi):
+        extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: _NOT_FOUND}))(binary_view)
+    extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT, 404: _NOT_FOUND}))(apis.ScanExportJsonApi)
+    extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.STR}))(metrics.MetricsApi)
+    extend_schema_view(
+        get=extend_schema(responses=webhook_apis.WebhookEndpointOutputSerializer(many=True)),
+        post=extend_schema(
+            request=webhook_apis.WebhookListApi.InputSerializer,
+            responses={201: webhook_apis.WebhookEndpointOutputSerializer, 400: OpenApiTypes.OBJECT},
+        ),
+    )(webhook_apis.WebhookListApi)
+    extend_schema_view(
+        get=extend_schema(responses={200: webhook_apis.WebhookEndpointOutputSerializer, 404: _NOT_FOUND}),
+        delete=extend_schema(responses={204: None, 404: _NOT_FOUND}),
+    )(webhook_apis.WebhookDetailApi)
+    extend_schema_view(get=extend_schema(responses=webhook_apis.WebhookDeliveryOutputSerializer(many=True)))(
+        webhook_apis.WebhookDeliveryListApi
+    )
+    extend_schema_view(post=extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}))(
+        account_apis.TokenRegenerateApi
+    )
+    batch_upload = inline_serializer(
+        "BatchUpload", fields={"files": serializers.ListField(child=serializers.FileField(use_url=False))}
+    )
+    extend_schema_view(
+        get=extend_schema(responses=batch_apis.BatchOutputSerializer(many=True)),
+        post=extend_schema(
+            request={"multipart/form-data": batch_upload},
+            responses={202: batch_apis.BatchOutputSerializer, 400: _ERROR, 413: _ERROR, 429: _ERROR, 503: _ERROR},
+        ),
+    )(batch_apis.BatchListApi)
+    extend_schema_view(get=extend_schema(responses={200: batch_apis.BatchOutputSerializer, 404: _NOT_FOUND}))(
+        batch_apis.BatchDetailApi
+    )
+    extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: _NOT_FOUND}))(batch_apis.BatchCsvApi)

@@ -1,0 +1,27 @@
+"""Scan API routes under /api/v1/ (namespace `api`)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from scans import apis, batch_apis, metrics, webhook_apis
+
+app_name = "api"
+
+urlpatterns = [
+    path("scans/", apis.ScanListApi.as_view(), name="scan-list"),
+    path("scans/export.csv", apis.ScanExportCsvApi.as_view(), name="scan-export-csv"),
+    # A str, not a uuid converter: a malformed id must reach the view and get the same 404 as a foreign one.
+    path("scans/<str:scan_id>/", apis.ScanDetailApi.as_view(), name="scan-detail"),
+    path("scans/<str:scan_id>/evidence/<str:name>", apis.ScanEvidenceApi.as_view(), name="scan-evidence"),
+    path("scans/<str:scan_id>/export.json", apis.ScanExportJsonApi.as_view(), name="scan-export-json"),
+    path("scans/<str:scan_id>/report.pdf", apis.ScanExportPdfApi.as_view(), name="scan-export-pdf"),
+    path("health/", apis.HealthApi.as_view(), name="health"),
+    path("metrics/", metrics.MetricsApi.as_view(), name="metrics"),
+    path("batches/", batch_apis.BatchListApi.as_view(), name="batch-list"),
+    path("batches/<str:batch_id>/", batch_apis.BatchDetailApi.as_view(), name="batch-detail"),
+    path("batches/<str:batch_id>/export.csv", batch_apis.BatchCsvApi.as_view(), name="batch-csv"),
+    path("webhooks/", webhook_apis.WebhookListApi.as_view(), name="webhook-list"),
+    path("webhooks/deliveries/", webhook_apis.WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
+    path("webhooks/<str:endpoint_id>/", webhook_apis.WebhookDetailApi.as_view(), name="webhook-detail"),
+]

@@ -1,0 +1,108 @@
+"""Dashboard forms: the upload form and the history filters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+
+from scans.models import Scan
+
+# A hint for the browser's file picker only: what is accepted is decided from the content by scan_create.
+UPLOAD_ACCEPT = ",".join(
+    [
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/gif",
+        "video/mp4",
+        "video/quicktime",
+        "video/webm",
+        "video/x-matroska",
+        "video/x-msvideo",
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".webp",
+        ".bmp",
+        ".gif",
+        ".mp4",
+        ".mov",
+        ".webm",
+        ".mkv",
+        ".avi",
+    ]
+)
+
+
+class ScanUploadForm(forms.Form):
+    """One image or video file; only its presence is checked here, the content is judged by scan_create."""
+
+    file = forms.FileField(
+        label="Photo or video",
+        widget=forms.FileInput(attrs={"accept": UPLOAD_ACCEPT}),
+        error_messages={
+            "required": "Choose a photo or a video to upload.",
+            "empty": "The file is empty.",
+        },
+    )
+
+
+def _with_any(choices: list[tuple[str, str]], any_label: str) -> list[tuple[str, str]]:
+    return [("", any_label), *choices]
+
+
+class ScanFilterForm(forms.Form):
+    """History filters from GET parameters; an invalid value is simply not applied."""
+
+    status = forms.ChoiceField(required=False, choices=_with_any(Scan.Status.choices, "Any status"))
+    verdict = forms.ChoiceField(required=False, choices=_with_any(Scan.Verdict.choices, "Any verdict"))
+    kind = forms.ChoiceField(required=False, choices=_with_any(Scan.Kind.choices, "Images and videos"))
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        strip=True,
+        label="File name",
+        widget=forms.TextInput(attrs={"placeholder": "Search file names", "type": "search"}),
+    )
+    date_from = forms.DateField(
+        required=False, label="Uploaded from", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        required=False, label="Uploaded until", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def selected_filters(self) -> dict[str, Any]:
+        """The filters to pass to scan_list_for_user: the valid, non-empty ones."""
+        self.is_valid()
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: value for name, value in cleaned.items() if value}
+
+
+class ScanIdsField(forms.Field):
+    """A list of scan ids from repeated form values (`scan_ids=<uuid>&scan_ids=<uuid>`)."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {"invalid": "One of the ticked scans is not a valid scan id."}
+
+    def to_python(self, value: Any) -> list[uuid.UUID]:
+        try:
+            return [uuid.UUID(str(raw)) for raw in value or []]
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class ScanBulkDeleteForm(forms.Form):
+    """The scans ticked in the history for deletion; ids that are not the user's are ignored by the service."""
+
+    MAX_SCANS = 100
+
+    scan_ids = ScanIdsField(error_messages={"required": "Tick the scans to delete first."})
+
+    def clean_scan_ids(self) -> list[uuid.UUID]:
+        scan_ids = self.cleaned_data["scan_ids"]
+        if len(scan_ids) > self.MAX_SCANS:
+            raise forms.ValidationError(f"At most {self.MAX_SCANS} scans can be deleted at once.")
+        return scan_ids

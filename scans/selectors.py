@@ -1,0 +1,147 @@
+"""Reads on scans: a user's own scans, one of them, and the platform's health."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import QuerySet
+from rq import worker_registration
+from rq.queue import Queue
+
+from scans.models import Scan
+from training.models import ModelVersion
+from training.selectors import model_version_active
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+logger = logging.getLogger(__name__)
+
+SCAN_FILTERS = ("status", "verdict", "kind", "q", "date_from", "date_to")
+_HEALTH_TIMEOUT_SECONDS = 2
+
+
+def scan_list_for_user(*, user: AbstractBaseUser | AnonymousUser, filters: dict | None = None) -> QuerySet[Scan]:
+    """The user's own scans, newest first, narrowed by `filters`.
+
+    Filters: `status`, `verdict`, `kind` (exact values), `q` (a case-insensitive search in the
+    original file name) and `date_from` / `date_to` (dates, inclusive, of the upload in the site's time
+    zone). Empty values are ignored; an anonymous user owns nothing.
+    """
+    if not user.is_authenticated:
+        return Scan.objects.none()
+    scans = Scan.objects.filter(owner=user).select_related("image_model_version", "video_model_version")
+    filters = {name: value for name, value in (filters or {}).items() if name in SCAN_FILTERS and value}
+    for name in ("status", "verdict", "kind"):
+        if name in filters:
+            scans = scans.filter(**{name: filters[name]})
+    if "q" in filters:
+        scans = scans.filter(original_filename__icontains=str(filters["q"]).strip())
+    if "date_from" in filters:
+        scans = scans.filter(created_at__date__gte=filters["date_from"])
+    if "date_to" in filters:
+        scans = scans.filter(created_at__date__lte=filters["date_to"])
+    return scans.order_by("-created_at")
+
+
+def scan_get_for_user(*, user: AbstractBaseUser | AnonymousUser, scan_id: uuid.UUID | str) -> Scan:
+    """One of the user's own scans.
+
+    Raises `Scan.DoesNotExist` for a malformed id, a missing scan or another user's scan alike, so
+    callers answer 404 and never reveal that someone else's scan exists.
+    """
+    try:
+        scan_uuid = scan_id if isinstance(scan_id, uuid.UUID) else uuid.UUID(str(scan_id))
+    except ValueError:
+        raise Scan.DoesNotExist(f"no scan {scan_id!r}") from None
+    if not user.is_authenticated:
+        raise Scan.DoesNotExist(f"no scan {scan_id!r}")
+    return Scan.objects.select_related("image_model_version", "video_model_version").get(pk=scan_uuid, owner=user)
+
+
+def platform_health() -> dict[str, Any]:
+    """Whether the database and Redis answer, how many workers listen, how deep the queue is, which models are active.
+
+    `status` is "ok", "degraded" (up, but nothing would analyse a scan: no worker or no active image
+    model) or "unavailable" (the database or Redis is down).
+    """
+    # Imported here: services imports the queue machinery, which a health check must survive without.
+    from scans.reliability import redis_eviction_policy, redis_eviction_warning
+    from scans.services import SCAN_QUEUE
+
+    database = _database_health()
+    models = _active_models() if database["ok"] else {}
+    queue_config = settings.RQ_QUEUES[SCAN_QUEUE]
+    redis_state: dict[str, Any] = {"ok": False}
+    workers = None
+    queue_depth = None
+    try:
+        redis_connection = redis.Redis.from_url(
+            queue_config["URL"],
+            socket_connect_timeout=_HEALTH_TIMEOUT_SECONDS,
+            socket_timeout=_HEALTH_TIMEOUT_SECONDS,
+        )
+        redis_connection.ping()
+        workers = _live_worker_count(redis_connection, SCAN_QUEUE)
+        queue_depth = redis_connection.llen(Queue.redis_queue_namespace_prefix + SCAN_QUEUE)
+        redis_state = {"ok": True}
+        # Reported only when it is wrong: a Redis that may evict keys can silently drop queued jobs.
+        eviction_warning = redis_eviction_warning(redis_connection)
+        if eviction_warning:
+            redis_state.update(eviction_policy=redis_eviction_policy(redis_connection), warning=eviction_warning)
+    except redis.RedisError as exc:
+        logger.warning("Health check: Redis unreachable: %s", exc)
+        redis_state = {"ok": False, "error": "Redis is unreachable"}
+    if not (database["ok"] and redis_state["ok"]):
+        status = "unavailable"
+    elif not workers or not models.get(ModelVersion.Kind.IMAGE):
+        status = "degraded"
+    else:
+        status = "ok"
+    return {
+        "status": status,
+        "database": database,
+        "redis": redis_state,
+        "workers": workers,
+        "queue_depth": queue_depth,
+        "models": models,
+    }
+
+
+def _database_health() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        logger.warning("Health check: database unreachable: %s", exc)
+        return {"ok": False, "error": "the database is unreachable"}
+    return {"ok": True}
+
+
+def _active_models() -> dict[str, dict[str, Any] | None]:
+    active = {}
+    for kind in ModelVersion.Kind.values:
+        version = model_version_active(kind=kind)
+        active[kind] = (
+            None
+            if version is None
+            else {"id": version.pk, "name": version.name, "version": version.version, "label": version.label}
+        )
+    return active
+
+
+def _live_worker_count(redis_connection: redis.Redis, queue_name: str) -> int:
+    """Workers registered on the queue whose heartbeat key has not expired (a killed worker stays registered)."""
+    worker_keys = list(redis_connection.smembers(worker_registration.WORKERS_BY_QUEUE_KEY % queue_name))
+    if not worker_keys:
+        return 0
+    with redis_connection.pipeline() as pipeline:
+        for worker_key in worker_keys:
+            pipeline.exists(worker_key)
+        return sum(pipeline.execute())

@@ -1,0 +1,314 @@
+"""The scan, token and health API: upload, list, detail, delete, errors, tokens, health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from scans.models import Scan
+from scans.services import SCAN_QUEUE
+from scans.tests.uploads import face_photo, gradient_png, image_bytes, make_scan_row, short_clip, upload
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = reverse("api:scan-list")
+
+
+def _detail_url(scan_id: object) -> str:
+    return reverse("api:scan-detail", args=[scan_id])
+
+
+# --- Upload and result ---------------------------------------------------------------------------------
+
+
+def test_upload_answers_202_with_id_status_and_url_then_the_result_appears(
+    alice, data_dir, tiny_models, api_client_for, run_worker
+):
+    client = api_client_for(alice)
+    photo = face_photo(data_dir)
+
+    with photo.open("rb") as handle:
+        response = client.post(LIST_URL, {"file": handle}, format="multipart")
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["kind"] == "image"
+    assert body["original_filename"] == photo.name
+    assert body["url"] == f"http://testserver{_detail_url(body['id'])}"
+    assert response["Location"] == body["url"]
+    assert body["page_url"] == f"http://testserver{reverse('scans:detail', args=[body['id']])}"
+
+    run_worker()
+    detail = client.get(_detail_url(body["id"])).json()
+
+    image_version, _video_version = tiny_models
+    assert detail["status"] == "done"
+    assert detail["verdict"] in {"real", "fake", "uncertain"}
+    assert 0.0 <= detail["fake_probability"] <= 1.0
+    assert len(detail["faces"]) == 1
+    assert detail["result"]["verdict"] == detail["verdict"]
+    assert detail["timings"]["total_s"] > 0
+    assert detail["models"] == {
+        "image": {"id": image_version.pk, "name": "tiny-image", "version": "test", "label": "tiny-image@test"},
+        "video": None,
+    }
+    assert detail["error"] == ""
+    assert detail["finished_at"] is not None
+    listed = client.get(LIST_URL).json()
+    assert [scan["id"] for scan in listed["results"]] == [body["id"]]
+    assert listed["results"][0]["verdict"] == detail["verdict"]
+
+
+def test_an_uploaded_image_without_a_face_ends_as_no_face(alice, tiny_models, api_client_for, run_worker):
+    client = api_client_for(alice)
+    scan_id = client.post(LIST_URL, {"file": upload(gradient_png(), "sky.png")}, format="multipart").json()["id"]
+
+    run_worker()
+
+    detail = client.get(_detail_url(scan_id)).json()
+    assert (detail["status"], detail["verdict"], detail["fake_probability"]) == ("done", "no_face", None)
+
+
+def test_an_uploaded_video_is_analysed(alice, data_dir, tiny_models, api_client_for, run_worker, settings):
+    settings.UNMASK_VIDEO_FRAMES = 8
+    client = api_client_for(alice)
+    image_version, video_version = tiny_models
+    clip = short_clip(data_dir)
+
+    with clip.open("rb") as handle:
+        scan_id = client.post(LIST_URL, {"file": handle}, format="multipart").json()["id"]
+    run_worker()
+
+    detail = client.get(_detail_url(scan_id)).json()
+    assert detail["kind"] == "video"
+    assert detail["status"] == "done", detail["error"]
+    assert detail["models"]["video"]["label"] == video_version.label
+    assert detail["result"]["media"]["frames_analyzed"] == 8
+
+
+# --- Bad input -----------------------------------------------------------------------------------------
+
+
+def test_upload_without_a_file_is_400(alice, tiny_models, api_client_for):
+    response = api_client_for(alice).post(LIST_URL, {}, format="multipart")
+
+    assert response.status_code == 400
+    assert "file" in response.json()
+
+
+def test_upload_as_json_is_415(alice, tiny_models, api_client_for):
+    response = api_client_for(alice).post(LIST_URL, {"file": "aGVsbG8="}, format="json")
+
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    ("content", "status_code"),
+    [
+        (b"", 400),
+        (b"hello, this is text", 400),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 400),
+        (b"\x00\x01\x02\x03" * 64, 415),
+    ],
+    ids=["empty", "text", "svg", "unknown-binary"],
+)
+def test_rejected_content_answers_a_clear_json_error(alice, tiny_models, api_client_for, content, status_code):
+    response = api_client_for(alice).post(LIST_URL, {"file": upload(content, "photo.jpg")}, format="multipart")
+
+    assert response.status_code == status_code
+    assert response.json()["detail"]
+    assert not Scan.objects.exists()
+
+
+def test_an_image_over_the_size_limit_is_413(alice, tiny_models, api_client_for, settings):
+    settings.UNMASK_MAX_IMAGE_BYTES = 100
+
+    response = api_client_for(alice).post(LIST_URL, {"file": upload(image_bytes("BMP"), "big.bmp")}, format="multipart")
+
+    assert response.status_code == 413
+    assert "up to" in response.json()["detail"]
+
+
+def test_a_request_body_larger_than_any_upload_is_413_before_it_is_read(alice, tiny_models, api_client_for, settings):
+    settings.UNMASK_MAX_IMAGE_BYTES = settings.UNMASK_MAX_VIDEO_BYTES = 1024
+    content = image_bytes("BMP", size=(256, 256))
+
+    response = api_client_for(alice).post(LIST_URL, {"file": upload(content, "big.bmp")}, format="multipart")
+
+    assert response.status_code == 413
+    assert "files up to" in response.json()["detail"]
+
+
+def test_upload_with_no_active_model_is_503(alice, api_client_for):
+    response = api_client_for(alice).post(LIST_URL, {"file": upload(image_bytes(), "a.jpg")}, format="multipart")
+
+    assert response.status_code == 503
+    assert "model" in response.json()["detail"]
+
+
+# --- List ----------------------------------------------------------------------------------------------
+
+
+def test_the_list_is_paginated(alice, api_client_for):
+    for number in range(3):
+        make_scan_row(alice, original_filename=f"photo-{number}.jpg")
+
+    first_page = api_client_for(alice).get(LIST_URL, {"page_size": 2}).json()
+    second_page = api_client_for(alice).get(LIST_URL, {"page_size": 2, "page": 2}).json()
+
+    assert first_page["count"] == 3
+    assert [scan["original_filename"] for scan in first_page["results"]] == ["photo-2.jpg", "photo-1.jpg"]
+    assert first_page["next"] is not None
+    assert [scan["original_filename"] for scan in second_page["results"]] == ["photo-0.jpg"]
+
+
+def test_the_list_filters_by_status_verdict_kind_and_name(alice, api_client_for):
+    make_scan_row(alice, original_filename="cat.jpg")
+    wanted = make_scan_row(
+        alice,
+        kind=Scan.Kind.VIDEO,
+        original_filename="Interview.mp4",
+        status=Scan.Status.DONE,
+        verdict=Scan.Verdict.FAKE,
+        fake_probability=0.8,
+    )
+
+    response = api_client_for(alice).get(
+        LIST_URL, {"status": "done", "verdict": "fake", "kind": "video", "q": "interview"}
+    )
+
+    assert [scan["id"] for scan in response.json()["results"]] == [str(wanted.id)]
+
+
+def test_an_invalid_filter_value_is_400(alice, api_client_for):
+    response = api_client_for(alice).get(LIST_URL, {"status": "finished-ish"})
+
+    assert response.status_code == 400
+    assert "status" in response.json()
+
+
+# --- Detail and delete ---------------------------------------------------------------------------------
+
+
+def test_detail_shows_progress_while_processing_and_the_error_when_failed(alice, api_client_for):
+    running = make_scan_row(
+        alice, status=Scan.Status.PROCESSING, progress={"stage": "detecting faces", "frames_done": 3}
+    )
+    failed = make_scan_row(alice, status=Scan.Status.FAILED, error_message="The file is missing.")
+    client = api_client_for(alice)
+
+    assert client.get(_detail_url(running.id)).json()["progress"] == {"stage": "detecting faces", "frames_done": 3}
+    assert client.get(_detail_url(failed.id)).json()["error"] == "The file is missing."
+
+
+def test_delete_answers_204_and_removes_the_row_and_the_file(
+    alice, tiny_models, api_client_for, redis_conn, django_capture_on_commit_callbacks
+):
+    client = api_client_for(alice)
+    scan_id = client.post(LIST_URL, {"file": upload(image_bytes("PNG"), "a.png")}, format="multipart").json()["id"]
+    stored_path = Path(Scan.objects.get(pk=scan_id).file.path)
+    assert stored_path.is_file()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.delete(_detail_url(scan_id))
+
+    assert response.status_code == 204
+    assert not Scan.objects.filter(pk=scan_id).exists()
+    assert not stored_path.exists()
+    assert client.get(_detail_url(scan_id)).status_code == 404
+
+
+def test_a_malformed_scan_id_is_a_json_404(alice, api_client_for):
+    response = api_client_for(alice).get("/api/v1/scans/not-a-uuid/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such scan."}
+
+
+# --- Tokens --------------------------------------------------------------------------------------------
+
+
+def test_username_and_password_obtain_the_users_token(alice, client):
+    response = client.post(reverse("auth_api:token"), {"username": "alice", "password": "correct-horse-battery-1"})
+
+    assert response.status_code == 200
+    assert response.json() == {"token": Token.objects.get(user=alice).key}
+
+
+def test_a_wrong_password_obtains_no_token(alice, client):
+    response = client.post(reverse("auth_api:token"), {"username": "alice", "password": "wrong"})
+
+    assert response.status_code == 400
+    assert not Token.objects.exists()
+
+
+def test_regenerating_the_token_retires_the_old_one(alice, api_client_for):
+    client = api_client_for(alice)
+    old_key = Token.objects.get(user=alice).key
+
+    response = client.post(reverse("auth_api:token-regenerate"))
+
+    new_key = response.json()["token"]
+    assert response.status_code == 200
+    assert new_key != old_key
+    assert Token.objects.get(user=alice).key == new_key
+    assert client.get(LIST_URL).status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
+    assert client.get(LIST_URL).status_code == 200
+
+
+def test_regenerating_needs_authentication(api_client_for):
+    assert api_client_for(None).post(reverse("auth_api:token-regenerate")).status_code == 401
+
+
+# --- Health --------------------------------------------------------------------------------------------
+
+
+def test_health_reports_services_workers_queue_and_models_to_anyone(tiny_models, api_client_for, redis_conn, alice):
+    make_scan_row(alice)
+    redis_conn.rpush(f"rq:queue:{SCAN_QUEUE}", "a-job-id", "another-job-id")
+
+    response = api_client_for(None).get(reverse("api:health"))
+
+    body = response.json()
+    image_version, video_version = tiny_models
+    assert response.status_code == 200
+    assert body["database"] == {"ok": True}
+    assert body["redis"] == {"ok": True}
+    assert body["workers"] == 0
+    assert body["queue_depth"] == 2
+    assert body["models"]["image"]["label"] == image_version.label
+    assert body["models"]["video"]["label"] == video_version.label
+    # Up, but with no worker listening nothing would be analysed.
+    assert body["status"] == "degraded"
+
+
+def test_health_counts_a_live_worker(tiny_models, api_client_for, redis_conn):
+    from scans.services import scan_queue
+    from scans.worker import ScanWorker
+
+    worker = ScanWorker([scan_queue()], connection=redis_conn)
+    worker.register_birth()
+    try:
+        body = api_client_for(None).get(reverse("api:health")).json()
+    finally:
+        worker.register_death()
+
+    assert body["workers"] == 1
+    assert body["status"] == "ok"
+
+
+def test_health_is_503_when_redis_is_down(api_client_for, settings):
+    # A real connection attempt to a port nothing listens on.
+    settings.RQ_QUEUES = {SCAN_QUEUE: {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": 60}}
+
+    response = api_client_for(None).get(reverse("api:health"))
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["redis"]["ok"] is False
+    assert response.json()["database"] == {"ok": True}

@@ -1,0 +1,279 @@
+"""Webhooks: signed deliveries of finished scans to a receiver on loopback, retries, the log, API and page."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import django_rq
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rq.registry import ScheduledJobRegistry
+
+from scans.models import Scan, WebhookDelivery, WebhookEndpoint
+from scans.services import scan_create, scan_delete, scan_mark_failed
+from scans.tests.uploads import gradient_png, make_scan_row, upload
+from scans.webhooks import (
+    WebhookRejected,
+    webhook_endpoint_create,
+    webhook_signature,
+    webhook_signature_is_valid,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+class Receiver:
+    """An HTTP server on loopback that records every POST and answers with the next queued status code."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                code = receiver.answers.pop(0) if receiver.answers else 204
+                self.send_response(code)
+                message = b"receiver is down for maintenance" if code >= 400 else b""
+                self.send_header("Content-Length", str(len(message)))
+                self.end_headers()
+                self.wfile.write(message)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _webhook_settings(settings) -> None:
+    settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = True
+    settings.UNMASK_WEBHOOK_RETRY_INTERVALS = [0, 0]
+    settings.UNMASK_WEBHOOK_TIMEOUT = 5.0
+
+
+def test_a_finished_scan_is_posted_signed_to_the_owners_active_endpoints(alice, bob, tiny_models, run_worker, receiver):
+    endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    paused = webhook_endpoint_create(owner=alice, url=receiver.url + "?paused")
+    WebhookEndpoint.objects.filter(pk=paused.pk).update(is_active=False)
+    webhook_endpoint_create(owner=bob, url=receiver.url + "?bob")
+    scan = scan_create(owner=alice, uploaded_file=upload(gradient_png(), "gradient.png"))
+
+    run_worker()  # the analysis; its commit schedules the webhooks
+    run_worker()  # the deliveries
+
+    assert len(receiver.requests) == 1
+    request = receiver.requests[0]
+    assert request["path"] == "/hook"
+    timestamp = request["headers"]["X-Unmask-Timestamp"]
+    expected = hmac.new(endpoint.secret.encode(), timestamp.encode() + b"." + request["body"], hashlib.sha256)
+    assert request["headers"]["X-Unmask-Signature"] == f"sha256={expected.hexdigest()}"
+    assert request["headers"]["X-Unmask-Event"] == "scan.finished"
+    payload = json.loads(request["body"])
+    assert payload["scan"]["id"] == str(scan.pk)
+    assert payload["scan"]["status"] == "done"
+    assert payload["scan"]["verdict"] == "no_face"
+    assert payload["scan"]["result"]["verdict"] == "no_face"
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.endpoint, delivery.scan, delivery.attempt) == (endpoint, Scan.objects.get(), 1)
+    assert delivery.succeeded and delivery.status_code == 204 and delivery.error == ""
+
+
+def test_a_failed_delivery_is_retried_and_every_attempt_is_logged(alice, run_worker, receiver):
+    endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    receiver.answers = [500]
+    scan = make_scan_row(alice)
+    assert scan_mark_failed(scan_id=scan.pk, error_message="The file could not be analysed.")
+
+    run_worker()
+
+    assert len(receiver.requests) == 2
+    attempts = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("attempt"))
+    assert [(row.attempt, row.succeeded, row.status_code) for row in attempts] == [(1, False, 500), (2, True, 204)]
+    assert "receiver is down" in attempts[0].error
+    assert json.loads(receiver.requests[1]["body"])["scan"]["error"] == "The file could not be analysed."
+
+
+def test_a_retry_waits_for_the_next_back_off_interval(alice, run_worker, receiver, redis_conn, settings):
+    settings.UNMASK_WEBHOOK_RETRY_INTERVALS = [120, 600]
+    webhook_endpoint_create(owner=alice, url=receiver.url)
+    receiver.answers = [503]
+    scan = make_scan_row(alice)
+    scan_mark_failed(scan_id=scan.pk, error_message="stopped")
+    before = timezone.now()
+
+    run_worker()
+
+    assert len(receiver.requests) == 1
+    registry = ScheduledJobRegistry(queue=django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, connection=redis_conn))
+    (job_id,) = registry.get_job_ids()
+    retry_at = registry.get_scheduled_time(job_id)
+    assert before + timedelta(seconds=110) < retry_at < before + timedelta(seconds=130)
+
+
+def test_private_addresses_are_refused_unless_allowed(alice, run_worker, receiver, settings):
+    settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = False
+    settings.UNMASK_WEBHOOK_RETRY_INTERVALS = []
+    webhook_endpoint_create(owner=alice, url=receiver.url)
+    scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
+
+    worker = run_worker()
+
+    assert receiver.requests == []
+    assert worker.failed_job_count == 1
+    delivery = WebhookDelivery.objects.get()
+    assert not delivery.succeeded and delivery.status_code is None
+    assert "private or reserved address" in delivery.error
+
+
+def test_the_log_outlives_a_deleted_scan(alice, run_worker, receiver):
+    webhook_endpoint_create(owner=alice, url=receiver.url)
+    scan = make_scan_row(alice)
+    scan_mark_failed(scan_id=scan.pk, error_message="stopped")
+    run_worker()
+
+    scan_delete(scan=scan)
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.scan is None and delivery.scan_reference == scan.pk
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "example.com/hook",
+        "http://u:p@example.com/",
+    ],
+)
+def test_only_http_and_https_urls_are_accepted(alice, url):
+    with pytest.raises(WebhookRejected):
+        webhook_endpoint_create(owner=alice, url=url)
+
+
+def test_a_url_is_registered_once_and_the_number_of_endpoints_is_bounded(alice, settings):
+    settings.UNMASK_WEBHOOK_MAX_ENDPOINTS = 2
+    first = webhook_endpoint_create(owner=alice, url="https://example.com/a")
+    with pytest.raises(WebhookRejected, match="already registered"):
+        webhook_endpoint_create(owner=alice, url="https://example.com/a")
+    second = webhook_endpoint_create(owner=alice, url="https://example.com/b")
+    with pytest.raises(WebhookRejected, match="at most 2"):
+        webhook_endpoint_create(owner=alice, url="https://example.com/c")
+    assert first.secret != second.secret and len(first.secret) == 64
+
+
+def test_the_signature_check_refuses_a_changed_body():
+    signature = webhook_signature(secret="s3cret", timestamp="1700000000", body=b'{"a":1}')
+
+    assert webhook_signature_is_valid(secret="s3cret", timestamp="1700000000", body=b'{"a":1}', signature=signature)
+    assert not webhook_signature_is_valid(secret="s3cret", timestamp="1700000000", body=b'{"a":2}', signature=signature)
+    assert not webhook_signature_is_valid(secret="other", timestamp="1700000000", body=b'{"a":1}', signature=signature)
+
+
+# --- API -------------------------------------------------------------------------------------------
+
+
+def test_the_api_registers_lists_and_removes_the_callers_endpoints(alice, bob, api_client_for):
+    client = api_client_for(alice)
+
+    created = client.post(reverse("api:webhook-list"), {"url": "https://example.com/hook"}, format="json")
+
+    assert created.status_code == 201
+    assert len(created.data["secret"]) == 64
+    assert [row["url"] for row in client.get(reverse("api:webhook-list")).data] == ["https://example.com/hook"]
+    detail_url = reverse("api:webhook-detail", args=[created.data["id"]])
+    assert api_client_for(bob).get(detail_url).status_code == 404
+    assert api_client_for(bob).delete(detail_url).status_code == 404
+    assert api_client_for(bob).get(reverse("api:webhook-list")).data == []
+    assert api_client_for(None).get(reverse("api:webhook-list")).status_code == 401
+    assert client.delete(detail_url).status_code == 204
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_api_refuses_a_non_http_url(alice, api_client_for):
+    response = api_client_for(alice).post(reverse("api:webhook-list"), {"url": "ftp://example.com/"}, format="json")
+
+    assert response.status_code == 400
+    assert "http" in response.data["url"][0]
+
+
+def test_the_api_shows_only_the_callers_delivery_log(alice, bob, api_client_for, run_worker, receiver):
+    alice_endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    webhook_endpoint_create(owner=bob, url=receiver.url)
+    scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
+    scan_mark_failed(scan_id=make_scan_row(bob).pk, error_message="stopped")
+    run_worker()
+
+    alice_log = api_client_for(alice).get(reverse("api:webhook-deliveries")).data
+    filtered = api_client_for(alice).get(reverse("api:webhook-deliveries"), {"endpoint": alice_endpoint.pk})
+    foreign = api_client_for(bob).get(reverse("api:webhook-deliveries"), {"endpoint": alice_endpoint.pk})
+
+    assert alice_log["count"] == 1
+    assert alice_log["results"][0]["endpoint_id"] == alice_endpoint.pk
+    assert alice_log["results"][0]["succeeded"] is True
+    assert filtered.data["count"] == 1
+    assert foreign.status_code == 404
+
+
+# --- Dashboard page ----------------------------------------------------------------------------------
+
+
+def test_the_page_adds_shows_and_removes_endpoints(alice, bob, client):
+    client.force_login(alice)
+    page_url = reverse("scans:webhooks")
+
+    added = client.post(page_url, {"add": "1", "url": "https://example.com/hook"})
+
+    assert added.status_code == 302
+    endpoint = WebhookEndpoint.objects.get(owner=alice)
+    page = client.get(page_url)
+    assert endpoint.secret in page.content.decode()
+    client.force_login(bob)
+    client.post(page_url, {"remove": str(endpoint.pk)})
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+    assert endpoint.secret not in client.get(page_url).content.decode()
+    client.force_login(alice)
+    client.post(page_url, {"remove": str(endpoint.pk)})
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_page_explains_a_refused_url(alice, client):
+    client.force_login(alice)
+
+    response = client.post(reverse("scans:webhooks"), {"add": "1", "url": "ftp://example.com/"})
+
+    assert response.status_code == 400
+    assert "http:// or https://" in response.content.decode()
+
+
+def test_the_page_needs_a_login(client):
+    response = client.get(reverse("scans:webhooks"))
+
+    assert response.status_code == 302
+    assert reverse("accounts:login") in response["Location"]
