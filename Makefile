@@ -58,6 +58,23 @@ test: $(VENV)/.dev-installed chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
+# Rebuilds both default models from $(DATA), as the model cards describe (about 30 minutes on 2 CPU cores).
+# The runs land in var/ml/; `manage.py ship_model` (see the cards) copies a run into ml/weights/.
+IMAGES := $(DATA)/images/stylegan-celeba
+train: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py prepare_faces --data $(IMAGES)/train --out var/ml/faces/train
+	$(BIN)/python manage.py prepare_faces --data $(IMAGES)/val --out var/ml/faces/val
+	$(BIN)/python manage.py train_image_model --train var/ml/faces/train --val var/ml/faces/val \
+	  --out var/ml/runs/image-v1 --epochs 12 --widths 32,64,128,192 --seed 0 --model-version 1.0.0 --activate
+	$(BIN)/python manage.py evaluate_model --kind image --data $(IMAGES)/val
+	$(BIN)/python manage.py train_video_model --image-run var/ml/runs/image-v1 --out var/ml/runs/video-v2 \
+	  --epochs 6 --units 16 --seed 0 --model-version 1.0.0 --activate
+
+# Speed and memory benchmarks (issue 6, 5): each prints its figures and the machine; not part of `make test`.
+bench: $(VENV)/.dev-installed
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
