@@ -1,15 +1,20 @@
 """Load benchmark (not a test): concurrent users uploading, polling and browsing history over loopback.
 
-    .venv/bin/python bench/load.py [--users 20] [--duration 120] [--workers 1]
+    .venv/bin/python bench/load.py [--users 20] [--duration 120] [--ramp 5] [--workers 1] [--tf-threads 1]
+                                   [--server runserver|gunicorn] [--web-processes 2] [--web-threads 8]
 
-It starts its own web server (`manage.py runserver`, threaded) and RQ worker(s) against DATABASE_URL and
+It starts its own web server and RQ worker(s) against DATABASE_URL and
 REDIS_URL (run `manage.py migrate` and `register_shipped_models` on that database first), with the upload
-rate limit and quota off for the run, and creates `bench-user-N` accounts with API tokens. Each simulated
-user loops: upload a small photo-sized image, poll the scan every second until it finishes (or 10 polls),
+rate limit and quota off for the run, and creates `bench-user-N` accounts with API tokens. The users start
+evenly over `--ramp` seconds (all at once would measure one burst of 20 simultaneous uploads). Each user loops: upload a small photo-sized image, poll the scan every second until it finishes (or 10 polls),
 view the first page of its history, then think for 1-3 s. At the end it prints requests/s, p50/p95/p99
 latency per endpoint and the error rate, then waits for every scan of the run to finish and says how many
 did not. Targets (issue 5): 0 errors, upload p95 <= 50 ms (the request only stores and enqueues).
 The standard library only: no load-testing package is needed.
+
+The web server is `manage.py runserver` (one process, a thread per request: the development setup) or,
+with `--server gunicorn`, gunicorn as production runs it: `--web-processes` processes of `--web-threads`
+threads each (gthread workers).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,14 +46,17 @@ class Stats:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # HTTP status of each error (0: no response), per endpoint.
+    error_statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     scan_ids: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, endpoint: str, seconds: float, ok: bool) -> None:
+    def record(self, endpoint: str, seconds: float, ok: bool, status: int = 0) -> None:
         with self.lock:
             self.latencies[endpoint].append(seconds)
             if not ok:
                 self.errors[endpoint] += 1
+                self.error_statuses[endpoint][status] += 1
 
 
 def _photo_png() -> bytes:
@@ -80,10 +88,12 @@ def _multipart(content: bytes, filename: str) -> tuple[bytes, str]:
 class User(threading.Thread):
     """One simulated user with its own keep-alive connection and API token."""
 
-    def __init__(self, *, host: str, port: int, token: str, stats: Stats, stop_at: float, photo: bytes) -> None:
+    def __init__(
+        self, *, host: str, port: int, token: str, stats: Stats, start_at: float, stop_at: float, photo: bytes
+    ) -> None:
         super().__init__(daemon=True)
         self.host, self.port, self.token = host, port, token
-        self.stats, self.stop_at, self.photo = stats, stop_at, photo
+        self.stats, self.start_at, self.stop_at, self.photo = stats, start_at, stop_at, photo
         self.connection = http.client.HTTPConnection(host, port, timeout=30)
 
     def request(self, endpoint: str, method: str, path: str, body: bytes | None = None, content_type: str = ""):
@@ -91,19 +101,39 @@ class User(threading.Thread):
         if content_type:
             headers["Content-Type"] = content_type
         started = time.perf_counter()
+        reused = self.connection.sock is not None
         try:
-            self.connection.request(method, path, body=body, headers=headers)
-            response = self.connection.getresponse()
-            payload = response.read()
-            status = response.status
+            status, payload = self._send(method, path, body, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the idle keep-alive connection (gunicorn after --keep-alive seconds) just as
+            # this request went out: no response was started, so a client sends it again on a new connection,
+            # as browsers and urllib3 do. The latency counts both tries.
+            self._reconnect()
+            if not reused:
+                status, payload = 0, b""
+            else:
+                try:
+                    status, payload = self._send(method, path, body, headers)
+                except (OSError, http.client.HTTPException):
+                    self._reconnect()
+                    status, payload = 0, b""
         except (OSError, http.client.HTTPException):
-            self.connection.close()
-            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-            payload, status = b"", 0
-        self.stats.record(endpoint, time.perf_counter() - started, ok=200 <= status < 300)
+            self._reconnect()
+            status, payload = 0, b""
+        self.stats.record(endpoint, time.perf_counter() - started, ok=200 <= status < 300, status=status)
         return status, payload
 
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def _reconnect(self) -> None:
+        self.connection.close()
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+
     def run(self) -> None:
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
         while time.monotonic() < self.stop_at:
             body, content_type = _multipart(self.photo, "bench.png")
             status, payload = self.request("POST /api/v1/scans/", "POST", "/api/v1/scans/", body, content_type)
@@ -141,6 +171,8 @@ def _report(stats: Stats, elapsed: float) -> int:
             f"{_percentile(ordered, 0.95) * 1000:>8.1f} {_percentile(ordered, 0.99) * 1000:>8.1f} "
             f"{statistics.fmean(ordered) * 1000:>8.1f} {stats.errors[endpoint]:>6}"
         )
+    for endpoint, statuses in sorted(stats.error_statuses.items()):
+        print(f"errors of {endpoint} by HTTP status (0: no response): {dict(sorted(statuses.items()))}")
     return errors
 
 
@@ -183,22 +215,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=1, help="RQ workers to start")
+    parser.add_argument(
+        "--ramp", type=float, default=5.0, help="seconds over which the users start, evenly (locust's spawn rate)"
+    )
+    parser.add_argument(
+        "--tf-threads", type=int, default=1, help="TensorFlow threads per RQ worker (the web shares these cores)"
+    )
     parser.add_argument("--addr", default="127.0.0.1:8765")
+    parser.add_argument("--server", choices=["runserver", "gunicorn"], default="runserver", help="the web server")
+    parser.add_argument("--web-processes", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker process")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for scans to finish")
     arguments = parser.parse_args(argv)
     host, port = arguments.addr.rsplit(":", 1)
 
-    environment = {**os.environ, "UNMASK_UPLOAD_RATE_LIMIT": "0", "UNMASK_UPLOAD_DAILY_QUOTA": "0"}
+    environment = {
+        **os.environ,
+        "UNMASK_UPLOAD_RATE_LIMIT": "0",
+        "UNMASK_UPLOAD_DAILY_QUOTA": "0",
+        "UNMASK_TF_THREADS": str(arguments.tf_threads),
+    }
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     logs = open(os.devnull, "wb")  # noqa: SIM115 - lives as long as the child processes
     processes = [
-        subprocess.Popen(  # noqa: S603 - our own manage.py
-            [*manage, "runserver", arguments.addr, "--noreload"],
-            cwd=BASE_DIR,
-            env=environment,
-            stdout=logs,
-            stderr=logs,
+        subprocess.Popen(  # noqa: S603 - our own manage.py or gunicorn
+            _web_command(arguments), cwd=BASE_DIR, env=environment, stdout=logs, stderr=logs
         )
     ]
     processes += [
@@ -218,13 +260,25 @@ def main(argv: list[str] | None = None) -> int:
         stats = Stats()
         started = time.monotonic()
         users = [
-            User(host=host, port=int(port), token=token, stats=stats, stop_at=started + arguments.duration, photo=photo)
-            for token in tokens
+            User(
+                host=host,
+                port=int(port),
+                token=token,
+                stats=stats,
+                start_at=started + arguments.ramp * number / max(1, len(tokens)),
+                stop_at=started + arguments.duration,
+                photo=photo,
+            )
+            for number, token in enumerate(tokens)
         ]
         for user in users:
             user.start()
         for user in users:
             user.join()
+        print(
+            f"web server: {_server_description(arguments)}; RQ workers: {arguments.workers} "
+            f"({arguments.tf_threads} TensorFlow threads each); users: {arguments.users}, started over {arguments.ramp:g} s"
+        )
         errors = _report(stats, time.monotonic() - started)
         unfinished = _wait_until_finished(stats.scan_ids, arguments.drain_timeout)
     finally:
@@ -237,6 +291,30 @@ def main(argv: list[str] | None = None) -> int:
                 process.kill()
     print("OK: no errors and every scan finished" if errors == 0 and unfinished == 0 else "NOT OK")
     return 0 if errors == 0 and unfinished == 0 else 1
+
+
+def _web_command(arguments: argparse.Namespace) -> list[str]:
+    if arguments.server == "gunicorn":
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        return [
+            str(gunicorn),
+            "deepfake_site.wsgi:application",
+            "--bind",
+            arguments.addr,
+            "--workers",
+            str(arguments.web_processes),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(arguments.web_threads),
+        ]
+    return [sys.executable, str(BASE_DIR / "manage.py"), "runserver", arguments.addr, "--noreload"]
+
+
+def _server_description(arguments: argparse.Namespace) -> str:
+    if arguments.server == "gunicorn":
+        return f"gunicorn, {arguments.web_processes} processes x {arguments.web_threads} threads (gthread)"
+    return "manage.py runserver (threaded)"
 
 
 def _wait_for_server(host: str, port: int, timeout_s: float = 60.0) -> None:

@@ -20,6 +20,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ml.errors import MediaError
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+# Re-detection around a tracked face: a region this many times the face's longer side, resized to this many
+# pixels (the face then spans about 64 px, plenty for MTCNN's 48 px output network).
+REDETECT_EXPAND = 2.0
+REDETECT_REGION_PX = 128
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,11 @@ class FaceDetector:
 
     MTCNN's cost grows with the pixel count while faces in a 4K frame are large, so images whose longer side
     exceeds `detect_max_side` are detected on a downscaled copy; boxes and landmarks are then scaled back so
-    that crops are cut from the full-resolution image.
+    that crops are cut from the full-resolution image. The networks run as compiled graphs
+    (`ml.mtcnn_runner`): the same weights and box logic as the `mtcnn` package, a fraction of its overhead.
+
+    For videos, `detect_near` re-finds already tracked faces in small regions around their last boxes, which
+    costs a few percent of a full-frame detection (see `ml.pipeline.Analyzer.analyze_video`).
     """
 
     def __init__(
@@ -124,14 +132,17 @@ class FaceDetector:
         min_face_size: int = 20,
         device: str | None = None,
     ) -> None:
-        from mtcnn import MTCNN
-
+        from ml.mtcnn_runner import CompiledMTCNN
         from ml.runtime import compute_device
 
         self.detect_max_side = detect_max_side
         self.min_confidence = min_confidence
         self.min_face_size = min_face_size
-        self._mtcnn = MTCNN(device=device or compute_device())
+        self._mtcnn = CompiledMTCNN(device=device or compute_device())
+
+    def warm_up(self) -> None:
+        """Compile MTCNN's graphs now rather than during the first scan."""
+        self._mtcnn.warm_up()
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image, most confident first, in full-resolution coordinates."""
@@ -144,19 +155,71 @@ class FaceDetector:
             small = cv2.resize(
                 image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
             )
-        raw_faces = self._mtcnn.detect_faces(np.ascontiguousarray(small), min_face_size=self.min_face_size)
+        raw_faces = self._mtcnn.detect(np.ascontiguousarray(small), min_face_size=self.min_face_size)[0]
+        return self._faces(raw_faces, scale=scale, offset=(0, 0), width=width, height=height)
+
+    def detect_near(
+        self,
+        image: np.ndarray,
+        previous: Sequence[Face],
+        *,
+        expand: float = REDETECT_EXPAND,
+        region_px: int = REDETECT_REGION_PX,
+    ) -> list[Face]:
+        """The faces found again near `previous` faces (boxes from an earlier frame of the same video).
+
+        Each previous box gives a square region `expand` times its longer side around its centre (kept inside
+        the image), resized to `region_px`; all regions go through MTCNN as one batch, with the minimum face
+        size set to a third of the expected face. Faces found in two overlapping regions are kept once.
+        A person who left the region is not found: the caller falls back to a full detection.
+        """
+        height, width = image.shape[:2]
+        regions, placements = [], []
+        for face in previous:
+            x, y, box_width, box_height = face.box
+            side = int(round(min(max(box_width, box_height) * expand, height, width)))
+            if side < 12:
+                continue
+            centre_x, centre_y = x + box_width / 2.0, y + box_height / 2.0
+            left = min(max(int(round(centre_x - side / 2.0)), 0), width - side)
+            top = min(max(int(round(centre_y - side / 2.0)), 0), height - side)
+            region = image[top : top + side, left : left + side]
+            interpolation = cv2.INTER_AREA if side > region_px else cv2.INTER_LINEAR
+            regions.append(cv2.resize(region, (region_px, region_px), interpolation=interpolation))
+            placements.append((region_px / side, (left, top)))
+        if not regions:
+            return []
+        min_face = max(12, int(region_px / expand / 3))
+        found: list[Face] = []
+        for raw_faces, (scale, offset) in zip(
+            self._mtcnn.detect(np.stack(regions), min_face_size=min_face), placements, strict=True
+        ):
+            found.extend(self._faces(raw_faces, scale=scale, offset=offset, width=width, height=height))
+        found.sort(key=lambda face: face.confidence, reverse=True)
+        unique: list[Face] = []
+        for face in found:
+            if all(box_iou(face.box, kept.box) < 0.5 for kept in unique):
+                unique.append(face)
+        return unique
+
+    def _faces(
+        self, raw_faces: list[dict], *, scale: float, offset: tuple[int, int], width: int, height: int
+    ) -> list[Face]:
+        """MTCNN's raw detections as Faces in full-resolution coordinates, weak ones dropped, best first."""
+        offset_x, offset_y = offset
         faces = []
         for raw in raw_faces or []:
             confidence = float(raw.get("confidence", 0.0))
             if confidence < self.min_confidence:
                 continue
             x, y, box_width, box_height = (float(value) / scale for value in raw["box"])
+            x, y = x + offset_x, y + offset_y
             left, top = max(0, int(round(x))), max(0, int(round(y)))
             right, bottom = min(width, int(round(x + box_width))), min(height, int(round(y + box_height)))
             if right - left < 2 or bottom - top < 2:
                 continue
             landmarks = {
-                name: (int(round(point[0] / scale)), int(round(point[1] / scale)))
+                name: (int(round(point[0] / scale + offset_x)), int(round(point[1] / scale + offset_y)))
                 for name, point in (raw.get("keypoints") or {}).items()
                 if name in LANDMARK_NAMES
             }
@@ -260,6 +323,56 @@ def iter_video_frames(path: str | os.PathLike, frame_indices: Sequence[int]) -> 
             position += 1
     finally:
         capture.release()
+
+
+def prefetched(frames: Iterator[tuple[int, np.ndarray]], *, ahead: int = 4) -> Iterator[tuple[int, np.ndarray]]:
+    """The same frames, decoded by a background thread up to `ahead` frames in advance.
+
+    OpenCV releases the GIL while it decodes, so decoding the next sampled frames overlaps with face
+    detection on the current one. Errors in the decoder are re-raised here; leaving the loop early stops
+    the thread (it waits at most a short timeout on the full queue, then sees the stop flag).
+    """
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+    finished = object()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            outcome: object = finished
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            outcome = exc
+        while not stop.is_set():
+            try:
+                buffer.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is finished:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 # --- tracking -----------------------------------------------------------------------------------------------

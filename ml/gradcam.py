@@ -8,6 +8,11 @@ upsampled to the crop's size before it is drawn.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 # Blue (cold, did not push towards "fake") to red (hot, pushed towards "fake"), like most Grad-CAM figures.
@@ -44,26 +49,51 @@ def gradcam_heatmaps(
     explained output is that logit, so "hot" means "evidence for fake". A crop whose map is all zero (no
     region raised the logit) gets an all-zero heatmap rather than amplified noise.
     """
-    import keras
-    import tensorflow as tf
-
     crops = np.asarray(crops)
     if crops.ndim != 4 or len(crops) == 0:
         size = crops.shape[1:3] if crops.ndim == 4 else (0, 0)
         return np.zeros((0, *size), dtype=np.float32)
     layer_name = layer_name or find_last_spatial_layer(model)
-    explainer = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[output_index]])
+    explain = _explainer(model, layer_name, output_index)
     heatmaps = []
     for start in range(0, len(crops), batch_size):
-        batch = tf.convert_to_tensor(crops[start : start + batch_size].astype(np.float32))
-        with tf.GradientTape() as tape:
-            feature_maps, logits = explainer(batch, training=False)
-            explained = tf.reduce_sum(tf.reshape(logits, (tf.shape(logits)[0], -1))[:, 0])
-        gradients = tape.gradient(explained, feature_maps)
-        channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        maps = tf.nn.relu(tf.reduce_sum(channel_weights * feature_maps, axis=-1)).numpy()
+        maps = explain(crops[start : start + batch_size].astype(np.float32)).numpy()
         heatmaps.extend(_normalised(single) for single in maps)
     return np.stack([_resized(heatmap, crops.shape[1], crops.shape[2]) for heatmap in heatmaps])
+
+
+# Per model, its compiled explainers by (layer, output). Building the explainer model and tracing the
+# gradient costs ~60 ms; a worker explains every scan with the same few models, so both are done once.
+_explainers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_explainers_lock = threading.Lock()
+
+
+def _explainer(model: Any, layer_name: str, output_index: int) -> Callable:
+    """A compiled function: crop batch (float32) -> raw Grad-CAM maps (N x h x w, before normalising)."""
+    import keras
+    import tensorflow as tf
+
+    key = (layer_name, output_index)
+    with _explainers_lock:
+        per_model = _explainers.setdefault(model, {})
+        if key in per_model:
+            return per_model[key]
+        explainer = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[output_index]])
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, *(int(dim) for dim in model.inputs[0].shape[1:])], tf.float32)],
+            reduce_retracing=True,
+        )
+        def explain(batch: Any) -> Any:
+            with tf.GradientTape() as tape:
+                feature_maps, logits = explainer(batch, training=False)
+                explained = tf.reduce_sum(tf.reshape(logits, (tf.shape(logits)[0], -1))[:, 0])
+            gradients = tape.gradient(explained, feature_maps)
+            channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+            return tf.nn.relu(tf.reduce_sum(channel_weights * feature_maps, axis=-1))
+
+        per_model[key] = explain
+        return explain
 
 
 def overlay_heatmap(crop: np.ndarray, heatmap: np.ndarray, *, alpha: float = DEFAULT_OVERLAY_ALPHA) -> np.ndarray:

@@ -17,19 +17,27 @@ from ml.errors import MediaError
 from ml.faces import (
     Face,
     FaceDetector,
+    Track,
     crop_square,
     evenly_spaced_indices,
     iter_video_frames,
     load_image,
+    prefetched,
     probe_video,
     track_faces,
 )
-from ml.image_model import ImageModel
+from ml.image_model import FacePredictions, ImageModel
+from ml.inference import FrameScorer, ImageScorer
 from ml.metrics import logit, sigmoid
 from ml.runtime import configure_tensorflow
 from ml.video_model import VideoModel, trimmed_mean
 
 SMALL_FACE_PX = 40
+# A video's sampled frames get a full-frame MTCNN pass on the first frame and then every this many frames;
+# in between, tracked faces are re-found in small regions around their last boxes (`detect_near`, a few
+# percent of the cost). A face that is not re-found, or a frame with no tracked face, gets a full pass at once,
+# so a person is missed only if they appear between two full passes and leave before the next one.
+FULL_DETECTION_EVERY = 8
 Progress = Callable[[dict], None] | None
 
 
@@ -87,6 +95,7 @@ class Analyzer:
         *,
         video_frames: int = 32,
         max_image_pixels: int = 40_000_000,
+        full_detection_every: int = FULL_DETECTION_EVERY,
     ) -> None:
         configure_tensorflow()
         self.image_spec = image_model
@@ -94,8 +103,11 @@ class Analyzer:
         self.video_frames = max(1, int(video_frames))
         self.max_image_pixels = int(max_image_pixels)
         self.image_model = ImageModel.load(image_model.weights_path, image_model.settings)
+        self.image_scorer = ImageScorer(self.image_model)
         self.image_decision = Decision.from_settings(image_model.settings)
         self.video_model = VideoModel.load(video_model.weights_path, video_model.settings) if video_model else None
+        self.frame_scorer = FrameScorer(self.video_model) if self.video_model is not None else None
+        self.full_detection_every = max(1, int(full_detection_every))
         self.video_decision = Decision.from_settings(video_model.settings if video_model else image_model.settings)
         detector_settings = dict(image_model.settings.get("detector") or {})
         self.detector = FaceDetector(
@@ -103,6 +115,23 @@ class Analyzer:
             min_confidence=float(detector_settings.get("min_confidence", 0.9)),
             min_face_size=int(detector_settings.get("min_face_size", 20)),
         )
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Trace every compiled graph (MTCNN, the crop encoders, Grad-CAM) once, at load time.
+
+        Tracing costs about a second in all; doing it here keeps it out of the first scan a worker runs.
+        """
+        from ml.gradcam import gradcam_heatmaps
+
+        self.detector.warm_up()
+        blank = np.zeros((1, self.image_model.crop_rule.size, self.image_model.crop_rule.size, 3), np.uint8)
+        self.image_scorer.predict(blank)
+        gradcam_heatmaps(self.image_model.classifier, blank)
+        if self.video_model is not None and self.frame_scorer is not None:
+            blank = np.zeros((1, self.video_model.crop_rule.size, self.video_model.crop_rule.size, 3), np.uint8)
+            self.frame_scorer.predict(blank)
+            gradcam_heatmaps(self.video_model.frame_encoder, blank, output_index=1)
 
     @property
     def labels(self) -> dict:
@@ -123,9 +152,12 @@ class Analyzer:
         notes: list[str] = []
         face_results = []
         fake_probability = None
+        crops_done = detected
         if faces:
+            # All faces of the photo go through the model in one batched call.
             crops = np.stack([crop_square(image, face.box, self.image_model.crop_rule) for face in faces])
-            predictions = self.image_model.predict(crops)
+            crops_done = time.perf_counter()
+            predictions = self.image_scorer.predict(crops)
             for index, (face, probability) in enumerate(zip(faces, predictions.probabilities, strict=True)):
                 face_results.append(
                     {
@@ -154,7 +186,8 @@ class Analyzer:
             "timings": {
                 "decode_s": round(decoded - started, 4),
                 "detect_s": round(detected - decoded, 4),
-                "model_s": round(finished - detected, 4),
+                "crop_s": round(crops_done - detected, 4),
+                "model_s": round(finished - crops_done, 4),
                 "total_s": round(finished - started, 4),
             },
             "decision": self.image_decision.to_dict(),
@@ -166,30 +199,50 @@ class Analyzer:
 
     def analyze_video(self, path: str | os.PathLike, *, progress: Progress = None) -> dict:
         """Verdict for a video: evenly sampled frames, one track per person, the video as fake as its most
-        suspicious person."""
+        suspicious person.
+
+        Only the sampled frames are decoded to pixels (the others are only grabbed). Faces are found by a
+        full-frame MTCNN pass every `full_detection_every` sampled frames and re-found near their last boxes
+        in between (see FULL_DETECTION_EVERY); all crops of all people then go through the frame encoder in
+        one batched call.
+        """
         started = time.perf_counter()
         info = probe_video(path)
         if info.width * info.height > self.max_image_pixels:
             raise MediaError(f"The video's frames are {info.width}x{info.height} pixels, larger than allowed.")
         wanted = evenly_spaced_indices(info.frame_count, self.video_frames)
         _report(progress, stage="reading frames", frames_done=0, frames_total=len(wanted), faces_found=0)
-        decode_s = detect_s = 0.0
+        decode_s = detect_s = crop_s = 0.0
         frame_numbers: list[int] = []
         faces_per_frame: list[list[Face]] = []
         crops_per_frame: list[list[np.ndarray]] = []
         crop_rule = self.video_model.crop_rule if self.video_model else self.image_model.crop_rule
-        faces_found = 0
+        faces_found = full_detections = 0
+        tracked: list[Face] = []
+        since_full_detection = 0
         decode_started = time.perf_counter()
-        for frame_number, frame in iter_video_frames(path, wanted):
+        for frame_number, frame in prefetched(iter_video_frames(path, wanted)):
             detect_started = time.perf_counter()
             decode_s += detect_started - decode_started
-            faces = self.detector.detect(frame)
+            faces: list[Face] | None = None
+            if tracked and since_full_detection < self.full_detection_every:
+                faces = self.detector.detect_near(frame, tracked)
+                if len(faces) < len(tracked):
+                    faces = None  # someone was not re-found: look at the whole frame
+            if faces is None:
+                faces = self.detector.detect(frame)
+                full_detections += 1
+                since_full_detection = 0
+            since_full_detection += 1
+            tracked = faces
+            crop_started = time.perf_counter()
+            detect_s += crop_started - detect_started
             faces_per_frame.append(faces)
             crops_per_frame.append([crop_square(frame, face.box, crop_rule) for face in faces])
             frame_numbers.append(frame_number)
             faces_found += len(faces)
             decode_started = time.perf_counter()
-            detect_s += decode_started - detect_started
+            crop_s += decode_started - crop_started
             _report(
                 progress,
                 stage="detecting faces",
@@ -209,20 +262,28 @@ class Analyzer:
             "frame_count": info.frame_count,
             "duration_s": round(info.duration_s, 3),
             "frames_analyzed": len(frame_numbers),
+            "full_detections": full_detections,
         }
         notes: list[str] = []
         if len(frame_numbers) < len(wanted):
             notes.append(f"only {len(frame_numbers)} of {len(wanted)} sampled frames could be decoded")
         frames_out = [{"index": number, "time_s": round(number / info.fps, 3), "faces": []} for number in frame_numbers]
+        track_crops = [
+            [
+                crops_per_frame[position][faces_per_frame[position].index(face)]
+                for position, face in zip(track.frame_positions, track.faces, strict=True)
+            ]
+            for track in tracks
+        ]
+        # One model call for every crop of every person (batched), then split back per person.
+        all_crops = [crop for crops in track_crops for crop in crops]
+        all_predictions = self._predict_frames(np.stack(all_crops)) if all_crops else None
         person_results = []
-        for track in tracks:
-            crops = np.stack(
-                [
-                    crops_per_frame[position][faces_per_frame[position].index(face)]
-                    for position, face in zip(track.frame_positions, track.faces, strict=True)
-                ]
-            )
-            person_results.append(self._score_track(track, crops, frame_numbers, frames_out))
+        offset = 0
+        for track, crops in zip(tracks, track_crops, strict=True):
+            predictions = _slice_predictions(all_predictions, offset, offset + len(crops))
+            offset += len(crops)
+            person_results.append(self._score_track(track, predictions, frame_numbers, frames_out))
             if min(track.representative().box[2:]) < SMALL_FACE_PX:
                 notes.append(f"person {track.index + 1}'s face is smaller than {SMALL_FACE_PX} px: low confidence")
         if self.video_model is None:
@@ -250,6 +311,7 @@ class Analyzer:
             "timings": {
                 "decode_s": round(decode_s, 4),
                 "detect_s": round(detect_s, 4),
+                "crop_s": round(crop_s, 4),
                 "model_s": round(finished - model_started, 4),
                 "total_s": round(finished - started, 4),
             },
@@ -258,15 +320,21 @@ class Analyzer:
             "notes": notes,
         }
 
-    def _score_track(self, track, crops: np.ndarray, frame_numbers: list[int], frames_out: list[dict]) -> dict:
+    def _predict_frames(self, crops: np.ndarray) -> FacePredictions:
+        """Per-crop outputs of the video model's frame encoder (or of the image model without a video model)."""
+        if self.frame_scorer is not None:
+            return self.frame_scorer.predict(crops)
+        return self.image_scorer.predict(crops)
+
+    def _score_track(
+        self, track: Track, predictions: FacePredictions, frame_numbers: list[int], frames_out: list[dict]
+    ) -> dict:
         if self.video_model is not None:
-            predictions = self.video_model.predict_frames(crops)
             score = self.video_model.score_track(predictions.embeddings, predictions.logits)
             sequence_probability = score.sequence_probability
             aggregate_probability = score.aggregate_probability
             fake_probability = score.fake_probability
         else:
-            predictions = self.image_model.predict(crops)
             sequence_probability = None
             aggregate_probability = float(sigmoid(trimmed_mean(logit(predictions.probabilities), 0.2)))
             fake_probability = aggregate_probability
@@ -288,3 +356,11 @@ class Analyzer:
             "sequence_probability": None if sequence_probability is None else _rounded(sequence_probability),
             "aggregate_probability": _rounded(aggregate_probability),
         }
+
+
+def _slice_predictions(predictions: FacePredictions, start: int, end: int) -> FacePredictions:
+    return FacePredictions(
+        logits=predictions.logits[start:end],
+        probabilities=predictions.probabilities[start:end],
+        embeddings=predictions.embeddings[start:end],
+    )

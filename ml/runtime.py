@@ -23,16 +23,42 @@ def configure_tensorflow(threads: int = 0) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
     try:
         if threads > 0:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
-        for gpu in tf.config.list_physical_devices("GPU"):
+        for gpu in gpus:
+            # Without this TensorFlow reserves nearly all GPU memory at the first op, so a second worker
+            # process on the same GPU could not start.
             tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:
         # TensorFlow was already initialised by an earlier import in this process; keep its settings.
         logger.info("TensorFlow already initialised; thread and GPU settings left as they are")
     _configured = True
+    logger.info("%s", device_summary())
+
+
+def device_summary() -> str:
+    """One line saying where the models run: the GPUs TensorFlow sees, or the CPU and its thread pools."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            try:
+                details = tf.config.experimental.get_device_details(gpu)
+            except (RuntimeError, ValueError):
+                details = {}
+            names.append(f"{gpu.name} ({details.get('device_name', 'GPU')})")
+        return f"TensorFlow {tf.__version__} runs the models on GPU:0 of {', '.join(names)}, memory growth on"
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or "auto"
+    return (
+        f"TensorFlow {tf.__version__} runs the models on the CPU ({os.cpu_count()} cores; "
+        f"intra-op threads {intra}, inter-op threads {inter}); no GPU is visible"
+    )
 
 
 def compute_device() -> str:
