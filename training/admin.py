@@ -1,10 +1,12 @@
 """Admin for model versions: upload new weights, inspect metrics and plots, compare with the active one,
-activate or roll back.
+activate or roll back, and run a candidate in shadow mode.
 
 Everything that defines a registered version (weights, settings, metrics) is read-only; a new version comes
 in through the add form, which stores it with `model_version_register` (never activated on upload). The
 active version changes only through the "activate" and "roll back" actions, which go through
 `model_version_activate`, so the previous active version of the kind is deactivated in the same transaction.
+Shadow mode (see `training.shadow`) is switched by the "shadow" actions; a version's page then reports how its
+verdicts on new scans agree with the ones users were shown, and `ShadowResult` rows list them one by one.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
-from training.models import ModelVersion
-from training.selectors import model_version_active
-from training.services import model_version_activate, model_version_register
+from training.models import ModelVersion, ShadowResult
+from training.selectors import model_version_active, shadow_agreement, shadow_disagreements
+from training.services import (
+    ShadowRefused,
+    model_version_activate,
+    model_version_register,
+    model_version_shadow_start,
+    model_version_shadow_stop,
+)
 from training.shipped import SHIPPED_DIR, read_manifest
 
 # The evaluation plots a version can have, in display order (see ml.plots.save_evaluation_plots).
@@ -43,6 +52,9 @@ COMPARED_METRICS = ("n", "auc", "accuracy", "precision", "recall", "f1", "log_lo
 # For these, smaller is better; for the others, larger is.
 LOWER_IS_BETTER = {"log_loss", "ece", "uncertain_fraction"}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Disagreements listed on a version's page; the full list is the ShadowResult changelist it links to.
+SHADOW_DISAGREEMENTS_SHOWN = 20
+VERDICT_ORDER = ("real", "uncertain", "fake", "no_face")
 
 
 def plot_storage_name(model_version: ModelVersion, plot_name: str) -> str:
@@ -172,17 +184,29 @@ class ModelVersionUploadForm(forms.ModelForm):
 class ModelVersionAdmin(admin.ModelAdmin):
     """List, upload, inspect, compare, activate and roll back model versions (see the module docstring)."""
 
-    list_display = ["kind", "name", "version", "is_active", "metrics_summary", "created_at", "activated_at"]
-    list_filter = ["kind", "is_active"]
+    list_display = [
+        "kind",
+        "name",
+        "version",
+        "is_active",
+        "is_shadow",
+        "metrics_summary",
+        "created_at",
+        "activated_at",
+    ]
+    list_filter = ["kind", "is_active", "is_shadow"]
     search_fields = ["name", "version", "training_notes"]
     ordering = ["kind", "-created_at"]
-    actions = ["activate", "roll_back"]
+    actions = ["activate", "roll_back", "start_shadow", "stop_shadow"]
     fields = [
         "kind",
         "name",
         "version",
         "is_active",
         "activated_at",
+        "is_shadow",
+        "shadow_since",
+        "shadow_report",
         "created_at",
         "weights",
         "weights_sha256",
@@ -286,6 +310,107 @@ class ModelVersionAdmin(admin.ModelAdmin):
             model_version_activate(model_version=previous)
             self.message_user(request, f"Rolled back: {previous} is the active {kind} model again.")
 
+    @admin.action(description="Shadow mode: run the selected version on new scans, unseen by users (one per kind)")
+    def start_shadow(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        selected = list(queryset)
+        crowded = sorted(kind for kind, count in Counter(version.kind for version in selected).items() if count > 1)
+        if crowded:
+            self.message_user(
+                request,
+                f"Only one version per kind can be in shadow mode; select a single {' and a single '.join(crowded)} "
+                "version.",
+                level=messages.ERROR,
+            )
+            return
+        for model_version in selected:
+            try:
+                model_version_shadow_start(model_version=model_version)
+            except ShadowRefused as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{model_version} now scores every new {model_version.kind} scan in shadow mode; users never see it.",
+            )
+
+    @admin.action(description="Shadow mode: stop it for the kinds of the selected versions")
+    def stop_shadow(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for kind in sorted(set(queryset.values_list("kind", flat=True))):
+            stopped = model_version_shadow_stop(kind=kind)
+            if stopped is None:
+                self.message_user(request, f"No {kind} version was in shadow mode.", level=messages.WARNING)
+            else:
+                self.message_user(request, f"Shadow mode stopped for {stopped}; its results are kept.")
+
+    @admin.display(description="shadow mode: agreement with the verdicts users saw")
+    def shadow_report(self, model_version: ModelVersion) -> str:
+        agreement = shadow_agreement(candidate=model_version)
+        if agreement.scored + agreement.failed == 0:
+            if model_version.is_shadow:
+                return f"In shadow mode; no new {model_version.kind} scan with a face has finished since."
+            return "Never run in shadow mode."
+        summary = format_html(
+            "<p>{} scans compared: verdicts agree on <strong>{}</strong> ({} of {}); mean |change of fake "
+            "probability| {}; {} shadow runs failed.</p>",
+            agreement.scored,
+            "-" if agreement.agreement is None else f"{100 * agreement.agreement:.1f}%",
+            agreement.agreed,
+            agreement.scored,
+            "-" if agreement.mean_abs_probability_change is None else f"{agreement.mean_abs_probability_change:.4f}",
+            agreement.failed,
+        )
+        verdicts = [verdict for verdict in VERDICT_ORDER if any(verdict in pair for pair in agreement.verdict_pairs)]
+        pairs_table = ""
+        if verdicts:
+            header = format_html_join("", "<th>{} (this)</th>", ((verdict,) for verdict in verdicts))
+            rows = format_html_join(
+                "",
+                "<tr><th>{} (shown)</th>{}</tr>",
+                (
+                    (
+                        shown,
+                        format_html_join(
+                            "",
+                            "<td>{}</td>",
+                            ((agreement.verdict_pairs.get((shown, mine), 0),) for mine in verdicts),
+                        ),
+                    )
+                    for shown in verdicts
+                ),
+            )
+            pairs_table = format_html(
+                "<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>", header, rows
+            )
+        disagreements = list(shadow_disagreements(candidate=model_version)[:SHADOW_DISAGREEMENTS_SHOWN])
+        listing = ""
+        if disagreements:
+            items = format_html_join(
+                "",
+                '<li><a href="{}">scan {}</a>: shown {} ({}), this version {} ({})</li>',
+                (
+                    (
+                        reverse("admin:scans_scan_change", args=[result.scan_id]),
+                        result.scan_id,
+                        result.reference_verdict,
+                        _probability(result.reference_probability),
+                        result.verdict,
+                        _probability(result.fake_probability),
+                    )
+                    for result in disagreements
+                ),
+            )
+            all_url = (
+                reverse("admin:training_shadowresult_changelist")
+                + "?"
+                + urlencode({"candidate__id__exact": model_version.pk, "agreed__exact": 0})
+            )
+            listing = format_html(
+                '<p>Disagreements, newest first:</p><ul>{}</ul><p><a href="{}">All disagreements</a></p>',
+                items,
+                all_url,
+            )
+        return format_html("{}{}{}", summary, pairs_table, listing)
+
     @admin.display(description="metrics")
     def metrics_summary(self, model_version: ModelVersion) -> str:
         sections = metric_sections(model_version.metrics)
@@ -350,6 +475,60 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="settings")
     def settings_pretty(self, model_version: ModelVersion) -> str:
         return _pretty_json(model_version.settings)
+
+
+@admin.register(ShadowResult)
+class ShadowResultAdmin(admin.ModelAdmin):
+    """Shadow runs one by one, read-only: written by workers, summarised on each version's page."""
+
+    list_display = [
+        "created_at",
+        "candidate",
+        "scan_link",
+        "reference_verdict",
+        "reference_probability",
+        "verdict",
+        "fake_probability",
+        "agreed",
+        "error",
+    ]
+    list_filter = ["candidate", "kind", "agreed"]
+    list_select_related = ["candidate"]
+    ordering = ["-created_at"]
+    readonly_fields = [
+        "scan_link",
+        "candidate",
+        "reference",
+        "kind",
+        "reference_verdict",
+        "reference_probability",
+        "verdict",
+        "fake_probability",
+        "agreed",
+        "faces_scored",
+        "timings",
+        "error",
+        "created_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ShadowResult | None = None) -> bool:
+        return False
+
+    @admin.display(description="scan")
+    def scan_link(self, shadow_result: ShadowResult) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:scans_scan_change", args=[shadow_result.scan_id]),
+            shadow_result.scan_id,
+        )
+
+
+def _probability(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _number(value: float) -> str:

@@ -1,4 +1,4 @@
-"""Writes on model versions: register trained weights, activate one per kind."""
+"""Writes on model versions: register trained weights, activate one per kind, shadow candidates and their results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from training.models import ModelVersion
+from training.models import ModelVersion, ShadowResult
 
 
 def _sha256_of(path: Path) -> str:
@@ -67,12 +67,87 @@ def model_version_register(
 
 @transaction.atomic
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
-    """Make `model_version` the one active version of its kind (deactivating the previous one)."""
+    """Make `model_version` the one active version of its kind (deactivating the previous one).
+
+    A shadow candidate that is activated leaves shadow mode: it now gives the verdicts it was compared against.
+    """
     # Lock every row of the kind so two concurrent activations cannot both win.
     list(ModelVersion.objects.select_for_update().filter(kind=model_version.kind))
     ModelVersion.objects.filter(kind=model_version.kind, is_active=True).exclude(pk=model_version.pk).update(
         is_active=False
     )
-    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True, activated_at=timezone.now())
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        is_active=True, activated_at=timezone.now(), is_shadow=False, shadow_since=None
+    )
     model_version.refresh_from_db()
     return model_version
+
+
+class ShadowRefused(ValueError):
+    """The version cannot be a shadow candidate (it is the active one)."""
+
+
+@transaction.atomic
+def model_version_shadow_start(*, model_version: ModelVersion) -> ModelVersion:
+    """Make `model_version` the shadow candidate of its kind, replacing the previous candidate of that kind.
+
+    From now on every new scan of the kind is also scored by it (after the scan's own result is stored).
+    The active version cannot be its own shadow: there would be nothing to compare.
+    """
+    list(ModelVersion.objects.select_for_update().filter(kind=model_version.kind))
+    model_version.refresh_from_db()
+    if model_version.is_active:
+        raise ShadowRefused(f"{model_version} is the active {model_version.kind} model; shadow an inactive one.")
+    if model_version.is_shadow:
+        return model_version
+    ModelVersion.objects.filter(kind=model_version.kind, is_shadow=True).update(is_shadow=False, shadow_since=None)
+    ModelVersion.objects.filter(pk=model_version.pk).update(is_shadow=True, shadow_since=timezone.now())
+    model_version.refresh_from_db()
+    return model_version
+
+
+@transaction.atomic
+def model_version_shadow_stop(*, kind: str) -> ModelVersion | None:
+    """End shadow mode for `kind`; returns the version that was the candidate (its results are kept)."""
+    candidate = ModelVersion.objects.select_for_update().filter(kind=kind, is_shadow=True).first()
+    if candidate is None:
+        return None
+    ModelVersion.objects.filter(pk=candidate.pk).update(is_shadow=False, shadow_since=None)
+    candidate.refresh_from_db()
+    return candidate
+
+
+def shadow_result_record(
+    *,
+    scan_id: object,
+    candidate: ModelVersion,
+    reference: ModelVersion | None,
+    kind: str,
+    reference_verdict: str,
+    reference_probability: float | None,
+    outcome: dict | None = None,
+    error: str = "",
+) -> ShadowResult:
+    """Store what `candidate` concluded about a scan (`outcome` from `ml.shadow.ShadowScorer.score`), or why it
+    could not (`error`). A second record for the same scan and candidate is ignored: the first one stands."""
+    if (outcome is None) == (not error):
+        raise ValueError("give either the shadow outcome or the error, not both or neither")
+    fields: dict[str, object] = {
+        "reference": reference,
+        "kind": kind,
+        "reference_verdict": reference_verdict,
+        "reference_probability": reference_probability,
+    }
+    if outcome is not None:
+        probability = outcome.get("fake_probability")
+        fields.update(
+            verdict=outcome["verdict"],
+            fake_probability=None if probability is None else float(probability),
+            agreed=outcome["verdict"] == reference_verdict,
+            faces_scored=len(outcome.get("faces") or []),
+            timings=outcome.get("timings") or {},
+        )
+    else:
+        fields.update(error=error[:2000])
+    shadow_result, _created = ShadowResult.objects.get_or_create(scan_id=scan_id, candidate=candidate, defaults=fields)
+    return shadow_result
