@@ -38,7 +38,7 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python -m deepfake_site.launcher
 
 worker: $(VENV)/.runtime-installed
-	$(BIN)/python manage.py rqworker scans --with-scheduler --worker-class scans.worker.ScanWorker
+	$(BIN)/python manage.py scan_worker
 
 migrate: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         commands = {
             "web": ["runserver", options.addr, "--noreload"],
-            "worker": ["rqworker", "scans", "--with-scheduler", "--worker-class", "scans.worker.ScanWorker"],
+            "worker": ["scan_worker"],
             "reconciler": ["reconcile_scans", "--loop", "60"],
         }
         for name, args in commands.items():

@@ -184,6 +184,12 @@ UNMASK_VIDEO_FRAMES = envint("UNMASK_VIDEO_FRAMES", 32)
 UNMASK_IMAGE_JOB_TIMEOUT = envint("UNMASK_IMAGE_JOB_TIMEOUT", 180)
 UNMASK_VIDEO_JOB_TIMEOUT = envint("UNMASK_VIDEO_JOB_TIMEOUT", 900)
 UNMASK_TF_THREADS = envint("UNMASK_TF_THREADS", 0)  # 0: let TensorFlow pick from the core count
+# The RQ queues image and video analyses go to. Both default to "scans", which every worker serves; set
+# UNMASK_VIDEO_QUEUE=videos and start GPU workers with `manage.py scan_worker videos scans` to send videos to GPUs.
+UNMASK_IMAGE_QUEUE = env("UNMASK_IMAGE_QUEUE", "scans")
+UNMASK_VIDEO_QUEUE = env("UNMASK_VIDEO_QUEUE", "scans")
+for _scan_queue_name in (UNMASK_IMAGE_QUEUE, UNMASK_VIDEO_QUEUE):
+    RQ_QUEUES.setdefault(_scan_queue_name, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": UNMASK_VIDEO_JOB_TIMEOUT})
 # Larger uploads go to a temporary file instead of memory while the request is read.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

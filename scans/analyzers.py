@@ -14,6 +14,7 @@ from collections import OrderedDict
 from django.conf import settings
 
 from ml.pipeline import Analyzer, ModelSpec
+from ml.shadow import ShadowScorer
 from scans.models import Scan
 from training.models import ModelVersion
 from training.selectors import model_version_active
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 _MAX_CACHED_ANALYZERS = 2
 _analyzers: OrderedDict[tuple[int, int | None], Analyzer] = OrderedDict()
 _analyzers_lock = threading.Lock()
+# Shadow candidates (training.shadow), one per kind at most, cached like the analyzers and keyed by version id.
+_MAX_CACHED_SHADOW_SCORERS = 2
+_shadow_scorers: OrderedDict[int, ShadowScorer] = OrderedDict()
 
 
 class NoActiveModel(Exception):
@@ -86,7 +90,24 @@ def analyzer_for_active_versions() -> Analyzer:
     return analyzer_for_versions(image_version=image_version, video_version=video_version)
 
 
+def shadow_scorer_for(candidate: ModelVersion) -> ShadowScorer:
+    """The process's loaded shadow candidate `candidate`, built on first use (a version's weights never change)."""
+    with _analyzers_lock:
+        if candidate.pk in _shadow_scorers:
+            _shadow_scorers.move_to_end(candidate.pk)
+            return _shadow_scorers[candidate.pk]
+        logger.info("Loading shadow candidate %s (%s model)", candidate.label, candidate.kind)
+        scorer = ShadowScorer(
+            model_spec_for(candidate), kind=candidate.kind, max_image_pixels=settings.UNMASK_MAX_IMAGE_PIXELS
+        )
+        _shadow_scorers[candidate.pk] = scorer
+        while len(_shadow_scorers) > _MAX_CACHED_SHADOW_SCORERS:
+            _shadow_scorers.popitem(last=False)
+        return scorer
+
+
 def analyzers_clear() -> None:
-    """Forget every cached Analyzer (tests, or a worker told to reload its models)."""
+    """Forget every cached Analyzer and shadow candidate (tests, or a worker told to reload its models)."""
     with _analyzers_lock:
         _analyzers.clear()
+        _shadow_scorers.clear()

@@ -56,6 +56,14 @@ def describe_api() -> None:
         get=extend_schema(responses={200: apis.ScanDetailOutputSerializer, 404: _NOT_FOUND}),
         delete=extend_schema(responses={204: None, 404: _NOT_FOUND}),
     )(apis.ScanDetailApi)
+    extend_schema_serializer(component_name="ScanBulkDelete")(apis.ScanBulkDeleteApi.InputSerializer)
+    extend_schema_serializer(component_name="ScanBulkDeleteResult")(apis.ScanBulkDeleteApi.OutputSerializer)
+    extend_schema_view(
+        post=extend_schema(
+            request=apis.ScanBulkDeleteApi.InputSerializer,
+            responses={200: apis.ScanBulkDeleteApi.OutputSerializer, 400: OpenApiTypes.OBJECT},
+        )
+    )(apis.ScanBulkDeleteApi)
     extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT}))(
         apis.HealthApi
     )

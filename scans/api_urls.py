@@ -11,6 +11,8 @@ app_name = "api"
 urlpatterns = [
     path("scans/", apis.ScanListApi.as_view(), name="scan-list"),
     path("scans/export.csv", apis.ScanExportCsvApi.as_view(), name="scan-export-csv"),
+    # Before the detail route, whose `<str:scan_id>` would otherwise take "bulk-delete" as an id.
+    path("scans/bulk-delete/", apis.ScanBulkDeleteApi.as_view(), name="scan-bulk-delete"),
     # A str, not a uuid converter: a malformed id must reach the view and get the same 404 as a foreign one.
     path("scans/<str:scan_id>/", apis.ScanDetailApi.as_view(), name="scan-detail"),
     path("scans/<str:scan_id>/evidence/<str:name>", apis.ScanEvidenceApi.as_view(), name="scan-evidence"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -20,7 +20,8 @@ from scans.exports import export_response, scan_export_data, scan_export_pdf, sc
 from scans.models import Scan
 from scans.ratelimit import UploadThrottled, upload_attempt_register, upload_quota_release
 from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user
-from scans.services import UploadRejected, scan_create, scan_delete, upload_request_size_check
+from scans.services import UploadRejected, scan_create, scan_delete, scans_delete_many, upload_request_size_check
+from scans.upload_handlers import ScanUploadHandler
 from training.models import ModelVersion
 
 
@@ -116,6 +117,12 @@ class ScanListApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        """Install `ScanUploadHandler` before anything (CSRF checks included) reads the request body."""
+        if request.method == "POST":
+            request.upload_handlers = [ScanUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Scan.Status.choices, required=False)
         verdict = serializers.ChoiceField(choices=Scan.Verdict.choices, required=False)
@@ -131,7 +138,10 @@ class ScanListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        scans = scan_list_for_user(user=request.user, filters=filters.validated_data)
+        # A list row needs none of the JSON documents: a video's result alone can run to hundreds of kilobytes.
+        scans = scan_list_for_user(user=request.user, filters=filters.validated_data).defer(
+            "result", "faces", "timings", "progress"
+        )
         paginator = ScanPagination()
         page = paginator.paginate_queryset(scans, request, view=self)
         data = ScanSummaryOutputSerializer(page, many=True, context={"request": request}).data
@@ -176,6 +186,37 @@ class ScanDetailApi(APIView):
         scan = _own_scan_or_404(request, scan_id)
         scan_delete(scan=scan)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ScanBulkDeleteApi(APIView):
+    """POST `{"ids": [...]}`: delete those of the caller's scans, with their files; says how many went.
+
+    Ids of other users' scans, and of scans that do not exist, are reported back as not found and never
+    deleted, in the same list, so the answer does not reveal whether someone else's scan exists.
+    """
+
+    class InputSerializer(serializers.Serializer):
+        ids = serializers.ListField(
+            child=serializers.UUIDField(),
+            allow_empty=False,
+            max_length=100,
+            error_messages={"empty": "Give at least one scan id to delete."},
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        deleted = serializers.IntegerField(help_text="How many of the caller's scans were deleted.")
+        not_found = serializers.ListField(
+            child=serializers.UUIDField(), help_text="Ids that are not scans of the caller; nothing was done to them."
+        )
+
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        # Each id once, in the order given: a repeated id must not count twice.
+        scan_ids = list(dict.fromkeys(payload.validated_data["ids"]))
+        deleted_ids = scans_delete_many(owner=request.user, scan_ids=scan_ids)
+        not_found = [scan_id for scan_id in scan_ids if scan_id not in deleted_ids]
+        return Response(self.OutputSerializer({"deleted": len(deleted_ids), "not_found": not_found}).data)
 
 
 class HealthApi(APIView):

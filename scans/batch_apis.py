@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -26,6 +26,7 @@ from scans.batches import (
 )
 from scans.exports import export_response, scans_export_csv
 from scans.models import Batch
+from scans.upload_handlers import ScanUploadHandler
 
 
 class BatchOutputSerializer(serializers.ModelSerializer):
@@ -72,6 +73,12 @@ class BatchListApi(APIView):
     """GET: the caller's batches, newest first. POST multipart with one or more `files`: a new batch (202)."""
 
     parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        """Each file is hashed and checked as it streams to disk (see `ScanListApi.initialize_request`)."""
+        if request.method == "POST":
+            request.upload_handlers = [ScanUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
 
     def get(self, request: Request) -> Response:
         paginator = PageNumberPagination()

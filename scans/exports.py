@@ -13,6 +13,7 @@ import io
 import json
 import textwrap
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from scans.models import Scan
 
 EXPORT_SCHEMA = "unmask.scan/1"
+# The JSON Schema (draft 2020-12) that every JSON export validates against; its `$id` is EXPORT_SCHEMA.
+EXPORT_JSON_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "scan-export.schema.json"
 PDF_FACES = 4
 A4_INCHES = (8.27, 11.69)
 VERDICT_WORDS = {

@@ -22,6 +22,7 @@ from scans.services import (
     scan_update_progress,
     timeout_message,
 )
+from training.shadow import shadow_run_for_scan
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -55,11 +56,21 @@ def analyze_scan(scan_id: str) -> str:
         analyzer = analyzer_for_scan(scan=scan)
         analyze = analyzer.analyze_video if scan.kind == Scan.Kind.VIDEO else analyzer.analyze_image
         result = analyze(scan.file.path, progress=ProgressWriter(scan_id=scan_id))
+        evidence_started = time.perf_counter()
         result = scan_result_explained(scan=scan, result=result, analyzer=analyzer)
+        # Stored beside the analysis stages so the stage times (and `make bench`) show the heatmaps' share.
+        result["timings"] = {
+            **(result.get("timings") or {}),
+            "evidence_s": round(time.perf_counter() - evidence_started, 4),
+        }
         finished = scan_mark_done(scan_id=scan_id, result=result)
         if not finished:
             # Deleted or failed meanwhile: its evidence would be an orphan folder nobody can reach.
             evidence_delete(scan_id=scan_id)
+        else:
+            # Only now, with the verdict stored and its webhooks scheduled: a shadow candidate can neither delay
+            # nor change what the user sees, and shadow_run_for_scan never raises.
+            shadow_run_for_scan(scan_id=scan_id)
     except JobTimeoutException:
         scan_mark_failed(scan_id=scan_id, error_message=_timeout_message(scan_id))
         raise
@@ -89,7 +100,9 @@ def analyze_scan_on_failure(
 ) -> None:
     """RQ failure callback: whatever stopped the job (a timeout, above all), the scan ends failed.
 
-    A no-op when `analyze_scan` already recorded the failure, since a failed scan never changes.
+    A no-op when `analyze_scan` already recorded the failure, since a failed scan never changes, and when
+    the scan has moved on to another job (RQ reports a crashed worker's job as abandoned long after the
+    scan was re-queued under a new id).
     """
     scan_id = job.args[0] if job.args else None
     if scan_id is None:
@@ -98,7 +111,7 @@ def analyze_scan_on_failure(
         message = _timeout_message(scan_id)
     else:
         message = INTERNAL_ERROR_MESSAGE
-    scan_mark_failed(scan_id=scan_id, error_message=message)
+    scan_mark_failed(scan_id=scan_id, error_message=message, job_id=job.id)
 
 
 class ProgressWriter:

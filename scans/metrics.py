@@ -25,6 +25,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.worker import Worker
 
 from scans.models import Scan, WebhookDelivery
+from scans.services import scan_queue_names
 from training.models import ModelVersion
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -87,7 +88,9 @@ def _queue_metrics() -> list[MetricFamily]:
     up = MetricFamily("unmask_redis_up", "gauge", "1 when Redis answered this scrape, else 0.")
     jobs = MetricFamily("unmask_queue_jobs", "gauge", "RQ jobs per queue and state (queued = waiting for a worker).")
     workers = MetricFamily("unmask_workers", "gauge", "RQ workers registered on the queue.")
-    queue_names = sorted({"scans", settings.UNMASK_WEBHOOK_QUEUE})
+    # Every queue a job can wait on: scans (images and videos may be routed apart, e.g. videos to GPU workers)
+    # and webhooks.
+    queue_names = sorted({*scan_queue_names(), settings.UNMASK_WEBHOOK_QUEUE})
     try:
         for queue_name in queue_names:
             queue = django_rq.get_queue(queue_name)

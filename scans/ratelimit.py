@@ -46,23 +46,33 @@ def upload_attempt_register(*, user: AbstractBaseUser) -> None:
         return
     try:
         connection = _redis()
-        if rate_limit > 0:
-            window = max(1, settings.UNMASK_UPLOAD_RATE_WINDOW)
-            window_number, seconds_into_window = divmod(int(time.time()), window)
-            attempts = _increment(connection, _rate_key(user, window_number), expire_seconds=window)
-            if attempts > rate_limit:
-                raise UploadThrottled(
-                    f"Too many uploads: at most {rate_limit} every {window} seconds. Please wait a moment.",
-                    retry_after=window - seconds_into_window,
-                )
-        if daily_quota > 0:
-            used = _increment(connection, _quota_key(user), expire_seconds=_seconds_until_utc_midnight() + 60)
-            if used > daily_quota:
+        window = max(1, settings.UNMASK_UPLOAD_RATE_WINDOW)
+        window_number, seconds_into_window = divmod(int(time.time()), window)
+        # Both counters in one pipeline: one round trip to Redis per upload, not one per counter.
+        counters = []
+        with connection.pipeline(transaction=False) as pipeline:
+            if rate_limit > 0:
+                counters.append("rate")
+                _queue_increment(pipeline, _rate_key(user, window_number), expire_seconds=window)
+            if daily_quota > 0:
+                counters.append("quota")
+                _queue_increment(pipeline, _quota_key(user), expire_seconds=_seconds_until_utc_midnight() + 60)
+            replies = pipeline.execute()
+        counts = dict(zip(counters, (int(count) for count in replies[::2]), strict=True))
+        if counts.get("rate", 0) > rate_limit > 0:
+            if "quota" in counts:
+                # The attempt is refused, so it must not use up a unit of the quota either.
                 connection.decr(_quota_key(user))
-                raise UploadThrottled(
-                    f"Daily upload quota reached: at most {daily_quota} scans per day. It resets at midnight UTC.",
-                    retry_after=_seconds_until_utc_midnight(),
-                )
+            raise UploadThrottled(
+                f"Too many uploads: at most {rate_limit} every {window} seconds. Please wait a moment.",
+                retry_after=window - seconds_into_window,
+            )
+        if counts.get("quota", 0) > daily_quota > 0:
+            connection.decr(_quota_key(user))
+            raise UploadThrottled(
+                f"Daily upload quota reached: at most {daily_quota} scans per day. It resets at midnight UTC.",
+                retry_after=_seconds_until_utc_midnight(),
+            )
     except redis.RedisError:
         logger.warning("Upload limits not enforced: Redis is unreachable", exc_info=True)
 
@@ -91,13 +101,10 @@ def _redis() -> redis.Redis:
     return scan_queue().connection
 
 
-def _increment(connection: redis.Redis, key: str, *, expire_seconds: int) -> int:
-    with connection.pipeline() as pipeline:
-        pipeline.incr(key)
-        # Set only when the counter is new, so the window does not slide with every attempt.
-        pipeline.expire(key, expire_seconds, nx=True)
-        count, _expiry_set = pipeline.execute()
-    return int(count)
+def _queue_increment(pipeline: redis.client.Pipeline, key: str, *, expire_seconds: int) -> None:
+    """Queue INCR on `key` and its expiry, set only when the counter is new (the window must not slide)."""
+    pipeline.incr(key)
+    pipeline.expire(key, expire_seconds, nx=True)
 
 
 def _rate_key(user: AbstractBaseUser, window_number: int) -> str:

@@ -2,8 +2,9 @@
 
 `ScanWorker` runs jobs in its own process (see scans/worker.py), so a worker killed mid-scan (SIGKILL, out
 of memory) leaves its scan `processing` and its job in RQ's started registry, with the dead worker's key
-kept alive for up to the job's timeout. `scans_fail_orphaned` finds such scans as soon as another worker
-starts or does its periodic maintenance, instead of waiting for the timeout, and fails them.
+kept alive for up to the job's timeout. `scans_recover_orphaned` finds such scans as soon as another worker
+starts or does its periodic maintenance, instead of waiting for the timeout: each is queued for one more
+run, or failed if it has crashed a worker before (`scan_retry_after_crash`).
 
 RQ keeps jobs, queues and registries as ordinary Redis keys: under any eviction policy other than
 `noeviction`, a Redis that fills up silently drops some, and scans wait for jobs that no longer exist.
@@ -22,25 +23,26 @@ from rq.job import Job
 from rq.worker import Worker
 
 from scans.models import Scan
-from scans.services import WORKER_STOPPED_MESSAGE, scan_mark_failed
+from scans.services import CrashOutcome, scan_retry_after_crash
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_EVICTION_POLICY = "noeviction"
 
 
-def scans_fail_orphaned(
+def scans_recover_orphaned(
     *, connection: redis.Redis, live_worker_names: set[str] | frozenset[str] = frozenset()
-) -> list[str]:
-    """Fail every processing scan whose job's worker is dead; returns the failed scan ids.
+) -> dict[str, CrashOutcome]:
+    """Recover every processing scan whose job's worker is dead; returns what happened to each, by scan id.
 
     A worker counts as dead when its Redis key is gone or records a death, or when it ran on this host and
     its process no longer exists (the key of a SIGKILLed worker outlives it). Workers in
-    `live_worker_names` (the caller itself) are never judged. A scan whose job is gone altogether is left
-    to `scans_reconcile`, which waits out a grace period for just-created rows. Failing is conditional, so
-    a scan that finished meanwhile stays as it is.
+    `live_worker_names` (the caller itself) are never judged. Each orphaned scan is re-queued once and
+    failed after a second crash (`scan_retry_after_crash`). A scan whose job is gone altogether is left
+    to `scans_reconcile`, which waits out a grace period for just-created rows. Every change is
+    conditional, so a scan that finished meanwhile stays as it is.
     """
-    failed = []
+    outcomes: dict[str, CrashOutcome] = {}
     processing = Scan.objects.filter(status=Scan.Status.PROCESSING).exclude(job_id="").values_list("id", "job_id")
     for scan_id, job_id in processing.iterator():
         try:
@@ -49,10 +51,11 @@ def scans_fail_orphaned(
             continue
         if not worker_name or worker_name in live_worker_names or _worker_alive(connection, worker_name):
             continue
-        if scan_mark_failed(scan_id=scan_id, error_message=WORKER_STOPPED_MESSAGE):
-            logger.warning("Scan %s failed: its worker %s died while analysing it", scan_id, worker_name)
-            failed.append(str(scan_id))
-    return failed
+        outcome = scan_retry_after_crash(scan_id=scan_id, job_id=job_id)
+        if outcome != CrashOutcome.UNCHANGED:
+            logger.warning("Scan %s %s: its worker %s died while analysing it", scan_id, outcome, worker_name)
+            outcomes[str(scan_id)] = outcome
+    return outcomes
 
 
 def _worker_alive(connection: redis.Redis, worker_name: str) -> bool:

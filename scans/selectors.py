@@ -72,7 +72,7 @@ def platform_health() -> dict[str, Any]:
     """
     # Imported here: services imports the queue machinery, which a health check must survive without.
     from scans.reliability import redis_eviction_policy, redis_eviction_warning
-    from scans.services import SCAN_QUEUE
+    from scans.services import SCAN_QUEUE, scan_queue_names
 
     database = _database_health()
     models = _active_models() if database["ok"] else {}
@@ -87,8 +87,11 @@ def platform_health() -> dict[str, Any]:
             socket_timeout=_HEALTH_TIMEOUT_SECONDS,
         )
         redis_connection.ping()
-        workers = _live_worker_count(redis_connection, SCAN_QUEUE)
-        queue_depth = redis_connection.llen(Queue.redis_queue_namespace_prefix + SCAN_QUEUE)
+        # Images and videos may be routed to different queues (UNMASK_IMAGE_QUEUE / UNMASK_VIDEO_QUEUE).
+        workers = _live_worker_count(redis_connection, *scan_queue_names())
+        queue_depth = sum(
+            redis_connection.llen(Queue.redis_queue_namespace_prefix + name) for name in scan_queue_names()
+        )
         redis_state = {"ok": True}
         # Reported only when it is wrong: a Redis that may evict keys can silently drop queued jobs.
         eviction_warning = redis_eviction_warning(redis_connection)
@@ -136,9 +139,14 @@ def _active_models() -> dict[str, dict[str, Any] | None]:
     return active
 
 
-def _live_worker_count(redis_connection: redis.Redis, queue_name: str) -> int:
-    """Workers registered on the queue whose heartbeat key has not expired (a killed worker stays registered)."""
-    worker_keys = list(redis_connection.smembers(worker_registration.WORKERS_BY_QUEUE_KEY % queue_name))
+def _live_worker_count(redis_connection: redis.Redis, *queue_names: str) -> int:
+    """Workers registered on any of the queues (each counted once) whose heartbeat key has not expired (a killed
+    worker stays registered)."""
+    worker_keys = list(
+        set().union(
+            *(redis_connection.smembers(worker_registration.WORKERS_BY_QUEUE_KEY % name) for name in queue_names)
+        )
+    )
     if not worker_keys:
         return 0
     with redis_connection.pipeline() as pipeline:

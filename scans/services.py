@@ -6,12 +6,15 @@ changes again and a duplicate or late job is a no-op: the functions return wheth
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import re
 import tempfile
 import unicodedata
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePath
@@ -25,6 +28,7 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_rq.connection_utils import get_redis_connection
 from PIL import Image, UnidentifiedImageError
 from rq.callbacks import Callback
 from rq.exceptions import NoSuchJobError
@@ -49,6 +53,8 @@ ANALYZE_JOB = "scans.jobs.analyze_scan"
 ANALYZE_FAILURE_CALLBACK = "scans.jobs.analyze_scan_on_failure"
 # A job that never started is re-enqueued once by the reconciler; its id says so, so it happens only once.
 REQUEUED_JOB_SUFFIX = "-requeued"
+# A job whose worker crashed mid-analysis is run once more under `<job id>-retry<attempts so far>`.
+RETRY_JOB_SUFFIX = "-retry"
 
 _CHUNK_BYTES = 1024 * 1024
 _MULTIPART_MARGIN_BYTES = 64 * 1024
@@ -100,6 +106,47 @@ class UploadRejected(Exception):
 
 
 @dataclass(frozen=True)
+class UploadDigest:
+    """What one pass over an upload's bytes learnt: its size, SHA-256, first bytes, and whether it holds markup."""
+
+    size_bytes: int
+    sha256: str
+    head: bytes
+    has_markup: bool
+
+
+class UploadDigester:
+    """Hashes an upload and looks for markup chunk by chunk, as its bytes go by once (to disk or elsewhere).
+
+    Fed by `scans.upload_handlers.ScanUploadHandler` while Django writes the request body to disk, so the
+    request never reads the stored file again for these checks; `_spool` uses it for uploads that arrive
+    otherwise (the dashboard form).
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._size_bytes = 0
+        self._head = b""
+        self._carry = b""
+        self._has_markup = False
+
+    def update(self, chunk: bytes) -> None:
+        if len(self._head) < _SNIFF_BYTES:
+            self._head += chunk[: _SNIFF_BYTES - len(self._head)]
+        if not self._has_markup:
+            window = self._carry + chunk
+            self._has_markup = _MARKUP.search(window) is not None
+            self._carry = window[-_MARKUP_OVERLAP:]
+        self._hash.update(chunk)
+        self._size_bytes += len(chunk)
+
+    def digest(self) -> UploadDigest:
+        return UploadDigest(
+            size_bytes=self._size_bytes, sha256=self._hash.hexdigest(), head=self._head, has_markup=self._has_markup
+        )
+
+
+@dataclass(frozen=True)
 class _Inspected:
     """What the content of an upload turned out to be."""
 
@@ -130,18 +177,23 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
     a finished scan of the same bytes by those same versions, its result (and evidence) is copied into the
     new scan, marked `reused_from`, and no job runs. Raises `UploadRejected`.
     """
-    with tempfile.NamedTemporaryFile(prefix="unmask-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as spooled:
-        size_bytes, sha256, head = _spool(uploaded_file, spooled)
-        inspected = _inspect(Path(spooled.name), size_bytes=size_bytes, head=head)
+    with _local_upload(uploaded_file) as (local_path, digest, content):
+        if digest.size_bytes == 0:
+            raise UploadRejected("The file is empty.")
+        if digest.has_markup:
+            raise UploadRejected(
+                f"The file contains HTML or script markup, so it is not accepted. Upload {SUPPORTED_FORMATS_TEXT}."
+            )
+        inspected = _inspect(local_path, size_bytes=digest.size_bytes, head=digest.head)
         image_version, video_version = _versions_for(inspected.kind)
 
-        spooled.seek(0)
+        content.seek(0)
         scan = Scan(
             owner=owner,
             kind=inspected.kind,
             original_filename=display_filename(uploaded_file.name),
-            size_bytes=size_bytes,
-            sha256=sha256,
+            size_bytes=digest.size_bytes,
+            sha256=digest.sha256,
             content_type=inspected.content_type,
             image_model_version=image_version,
             video_model_version=video_version,
@@ -151,7 +203,8 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
             scan.job_id = _job_id_for(scan.id)
         else:
             _copy_result(earlier, into=scan)
-        scan.file.save(f"{FALLBACK_FILENAME}{inspected.suffix}", File(spooled), save=False)
+        # A file the upload handler streamed to disk is moved into storage (a rename), not copied.
+        scan.file.save(f"{FALLBACK_FILENAME}{inspected.suffix}", content, save=False)
     try:
         with transaction.atomic():
             scan.save(force_insert=True)
@@ -237,29 +290,33 @@ def display_filename(raw_name: str | None) -> str:
     return name[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
-def _spool(uploaded_file: UploadedFile, spooled: IO[bytes]) -> tuple[int, str, bytes]:
-    """Copy the upload to `spooled` while hashing it and looking for markup; returns size, SHA-256, head."""
-    digest = hashlib.sha256()
-    size_bytes = 0
-    head = b""
-    carry = b""
+@contextmanager
+def _local_upload(uploaded_file: UploadedFile) -> Iterator[tuple[Path, UploadDigest, File]]:
+    """The upload as a local file, with its digest, and the content to hand to storage.
+
+    An upload that `ScanUploadHandler` received is already on disk with its digest: it is used as it is.
+    Any other (in memory, or streamed by Django's own handlers) is copied once to a temporary file while
+    its digest is computed.
+    """
+    digest = getattr(uploaded_file, "upload_digest", None)
+    temporary_file_path = getattr(uploaded_file, "temporary_file_path", None)
+    if isinstance(digest, UploadDigest) and temporary_file_path is not None:
+        yield Path(temporary_file_path()), digest, uploaded_file
+        return
+    with tempfile.NamedTemporaryFile(prefix="unmask-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as spooled:
+        digest = _spool(uploaded_file, spooled)
+        yield Path(spooled.name), digest, File(spooled)
+
+
+def _spool(uploaded_file: UploadedFile, spooled: IO[bytes]) -> UploadDigest:
+    """Copy the upload to `spooled` while hashing it and looking for markup."""
+    digester = UploadDigester()
     uploaded_file.seek(0)
     for chunk in uploaded_file.chunks(_CHUNK_BYTES):
-        if len(head) < _SNIFF_BYTES:
-            head += chunk[: _SNIFF_BYTES - len(head)]
-        window = carry + chunk
-        if _MARKUP.search(window):
-            raise UploadRejected(
-                f"The file contains HTML or script markup, so it is not accepted. Upload {SUPPORTED_FORMATS_TEXT}."
-            )
-        carry = window[-_MARKUP_OVERLAP:]
-        digest.update(chunk)
+        digester.update(chunk)
         spooled.write(chunk)
-        size_bytes += len(chunk)
     spooled.flush()
-    if size_bytes == 0:
-        raise UploadRejected("The file is empty.")
-    return size_bytes, digest.hexdigest(), head
+    return digester.digest()
 
 
 def _inspect(path: Path, *, size_bytes: int, head: bytes) -> _Inspected:
@@ -400,15 +457,49 @@ def timeout_message(kind: str) -> str:
     )
 
 
-def scan_queue() -> DjangoRQ:
-    """The RQ queue of analysis jobs; enqueues immediately (callers decide when, via on_commit)."""
-    return django_rq.get_queue(SCAN_QUEUE, commit_mode="auto")
+def scan_queue(kind: str | None = None) -> DjangoRQ:
+    """The RQ queue of analysis jobs of `kind` (the main scan queue when None); enqueues immediately (callers
+    decide when, via on_commit)."""
+    name = scan_queue_name(kind)
+    return django_rq.get_queue(name, commit_mode="auto", connection=_queue_redis(name))
+
+
+def scan_queue_name(kind: str | None) -> str:
+    """UNMASK_IMAGE_QUEUE or UNMASK_VIDEO_QUEUE (both "scans" by default): videos can go to GPU workers."""
+    if kind == Scan.Kind.VIDEO:
+        return settings.UNMASK_VIDEO_QUEUE
+    if kind == Scan.Kind.IMAGE:
+        return settings.UNMASK_IMAGE_QUEUE
+    return SCAN_QUEUE
+
+
+def scan_queue_names() -> list[str]:
+    """Every queue scans are analysed from (for health and metrics), the main one first."""
+    return list(dict.fromkeys([SCAN_QUEUE, settings.UNMASK_IMAGE_QUEUE, settings.UNMASK_VIDEO_QUEUE]))
+
+
+def _queue_redis(name: str) -> redis.Redis:
+    """Queue `name`'s Redis client, one per process and configuration, so its connection pool is reused.
+
+    django-rq builds a new client, and so a new connection pool, on every `get_queue` call: each upload
+    then paid for a fresh TCP connection and handshake. The cache is keyed by the queue's settings, so a
+    changed RQ_QUEUES (tests) gets its own client; redis-py's pool resets itself after a fork.
+    """
+    config = settings.RQ_QUEUES[name]
+    key = repr(sorted(config.items()))
+    client = _QUEUE_REDIS_CLIENTS.get(key)
+    if client is None:
+        client = _QUEUE_REDIS_CLIENTS.setdefault(key, get_redis_connection(config))
+    return client
+
+
+_QUEUE_REDIS_CLIENTS: dict[str, redis.Redis] = {}
 
 
 def _enqueue_analysis(*, scan_id: uuid.UUID, job_id: str, kind: str) -> None:
     """Put the analysis job on the queue; if Redis refuses, fail the scan at once rather than leave it hanging."""
     try:
-        scan_queue().enqueue(
+        scan_queue(kind).enqueue(
             ANALYZE_JOB,
             str(scan_id),
             job_id=job_id,
@@ -445,15 +536,15 @@ def scan_delete(*, scan: Scan) -> None:
 
 
 @transaction.atomic
-def scans_delete_many(*, owner: AbstractBaseUser, scan_ids: list[uuid.UUID]) -> int:
-    """Delete those of `scan_ids` that `owner` owns (others are ignored, never revealed); returns how many.
+def scans_delete_many(*, owner: AbstractBaseUser, scan_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Delete those of `scan_ids` that `owner` owns (others are ignored, never revealed); returns their ids.
 
     Files and evidence folders go once the deletion is committed, as for `scan_delete`.
     """
     scans = list(Scan.objects.filter(owner=owner, pk__in=scan_ids).only("id", "file"))
     for scan in scans:
         scan_delete(scan=scan)
-    return len(scans)
+    return {scan.id for scan in scans}
 
 
 # --- Transitions -------------------------------------------------------------------------------------
@@ -510,9 +601,16 @@ def scan_mark_done(*, scan_id: uuid.UUID | str, result: dict) -> bool:
 
 
 @transaction.atomic
-def scan_mark_failed(*, scan_id: uuid.UUID | str, error_message: str) -> bool:
-    """queued or processing -> failed with a user-facing reason; a finished scan is left as it is."""
-    updated = Scan.objects.filter(pk=scan_id, status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING]).update(
+def scan_mark_failed(*, scan_id: uuid.UUID | str, error_message: str, job_id: str | None = None) -> bool:
+    """queued or processing -> failed with a user-facing reason; a finished scan is left as it is.
+
+    With `job_id`, only while that is still the scan's job: a late report about a job the scan has moved
+    on from (RQ failing the job of a crashed worker after the scan was re-queued) changes nothing.
+    """
+    unfinished = Scan.objects.filter(pk=scan_id, status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING])
+    if job_id is not None:
+        unfinished = unfinished.filter(job_id=job_id)
+    updated = unfinished.update(
         status=Scan.Status.FAILED,
         error_message=error_message,
         progress={"stage": "failed"},
@@ -529,7 +627,12 @@ _LIVE_JOB_STATUSES = frozenset(
     {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 )
 LOST_BEFORE_START_MESSAGE = "The analysis job was lost before it could start. Please upload the file again."
-WORKER_STOPPED_MESSAGE = "The worker stopped while analysing this file. Please upload it again."
+WORKER_CRASHED_TWICE_MESSAGE = (
+    "The analysis was stopped twice because the worker analysing this file crashed (for example, it ran out "
+    "of memory), so it was not tried again. The file may be too large or damaged for analysis."
+)
+# Runs of the analysis a scan gets when workers crash under it: the first, and one retry.
+MAX_ANALYSIS_ATTEMPTS = 2
 
 
 def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> ReconcileReport:
@@ -537,9 +640,10 @@ def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> 
 
     Looks at queued and processing scans older than `grace_seconds` (a just-committed scan may not be
     enqueued yet). A queued scan with no live RQ job that never started is re-enqueued once; after that,
-    or when it had started, it is marked failed. A processing scan whose job is no longer live, or that
-    has run past its kind's job timeout (plus the grace), is marked failed. Done and failed scans are never
-    touched: every change here is a conditional update, so a job finishing meanwhile wins.
+    or when it had started, it is marked failed. A processing scan that has run past its kind's job timeout
+    (plus the grace) is marked failed; one whose job is no longer live lost its worker, and goes to
+    `scan_retry_after_crash` (one more run, or failed after the second crash). Done and failed scans are
+    never touched: every change here is a conditional update, so a job finishing meanwhile wins.
     """
     now = now or timezone.now()
     connection = scan_queue().connection
@@ -565,10 +669,57 @@ def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> 
         deadline = started_at + timedelta(seconds=job_timeout_for(scan.kind) + grace_seconds)
         if job_is_live and now < deadline:
             continue
-        message = timeout_message(scan.kind) if now >= deadline else WORKER_STOPPED_MESSAGE
-        if scan_mark_failed(scan_id=scan.id, error_message=message):
+        if now >= deadline:
+            if scan_mark_failed(scan_id=scan.id, error_message=timeout_message(scan.kind)):
+                report.failed.append(str(scan.id))
+            continue
+        # The job is gone or ended without finishing the row: its worker died under it.
+        outcome = scan_retry_after_crash(scan_id=scan.id, job_id=scan.job_id)
+        if outcome == CrashOutcome.REQUEUED:
+            report.requeued.append(str(scan.id))
+        elif outcome == CrashOutcome.FAILED:
             report.failed.append(str(scan.id))
     return report
+
+
+class CrashOutcome(enum.StrEnum):
+    """What `scan_retry_after_crash` did."""
+
+    REQUEUED = "requeued"
+    FAILED = "failed"
+    UNCHANGED = "unchanged"
+
+
+@transaction.atomic
+def scan_retry_after_crash(*, scan_id: uuid.UUID | str, job_id: str) -> CrashOutcome:
+    """A processing scan whose worker died under job `job_id`: analyse it once more, or fail it after the second crash.
+
+    A crash may be the machine's fault (a deploy, a node lost), so the user's scan is not lost to the first:
+    it goes back to `queued` under a new job id and is enqueued once committed. A scan that has already had
+    `MAX_ANALYSIS_ATTEMPTS` runs is failed with a reason that says it crashed twice (a file that kills the
+    worker every time must not take down worker after worker). Both changes are conditional on the scan
+    still processing that same job, so a scan that finished, or was retried already, is left alone.
+    """
+    still_crashed = Scan.objects.filter(pk=scan_id, status=Scan.Status.PROCESSING, job_id=job_id)
+    scan = still_crashed.only("id", "kind", "attempts").first()
+    if scan is None:
+        return CrashOutcome.UNCHANGED
+    if scan.attempts >= MAX_ANALYSIS_ATTEMPTS:
+        failed = scan_mark_failed(scan_id=scan_id, error_message=WORKER_CRASHED_TWICE_MESSAGE, job_id=job_id)
+        return CrashOutcome.FAILED if failed else CrashOutcome.UNCHANGED
+    retry_job_id = f"{_job_id_for(scan_id)}{RETRY_JOB_SUFFIX}{scan.attempts}"
+    updated = still_crashed.filter(attempts=scan.attempts).update(
+        status=Scan.Status.QUEUED,
+        job_id=retry_job_id,
+        started_at=None,
+        progress={"stage": "queued again after a worker crash"},
+    )
+    if updated != 1:
+        return CrashOutcome.UNCHANGED
+    kind = scan.kind
+    transaction.on_commit(lambda: _enqueue_analysis(scan_id=scan_id, job_id=retry_job_id, kind=kind))
+    logger.warning("Scan %s re-queued as job %s: its worker died under job %s", scan_id, retry_job_id, job_id)
+    return CrashOutcome.REQUEUED
 
 
 @transaction.atomic

@@ -338,7 +338,7 @@ def delete_many(request: HttpRequest) -> HttpResponse:
             for error in errors:
                 messages.error(request, error)
         return redirect("scans:dashboard")
-    deleted = scans_delete_many(owner=request.user, scan_ids=form.cleaned_data["scan_ids"])
+    deleted = len(scans_delete_many(owner=request.user, scan_ids=form.cleaned_data["scan_ids"]))
     messages.success(
         request,
         f"{deleted} scan{'' if deleted == 1 else 's'} and {'its' if deleted == 1 else 'their'} results were deleted.",

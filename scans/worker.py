@@ -1,6 +1,6 @@
 """The RQ worker class that runs scan analyses.
 
-Start it with `python manage.py rqworker scans --worker-class scans.worker.ScanWorker`.
+Start it with `python manage.py scan_worker` (see scans/management/commands/scan_worker.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rq.worker import SimpleWorker
 
 from ml.runtime import configure_tensorflow
 from scans.analyzers import NoActiveModel, analyzer_for_active_versions
-from scans.reliability import redis_eviction_warning, scans_fail_orphaned
+from scans.reliability import redis_eviction_warning, scans_recover_orphaned
 
 if TYPE_CHECKING:
     from rq.job import Job
@@ -36,7 +36,8 @@ class ScanWorker(SimpleWorker):
     every job, seconds each time. `SimpleWorker` runs the job in-process, so the `Analyzer` built here
     at start-up (see `scans.analyzers`) is reused by every job. Job timeouts still apply: RQ enforces
     them with SIGALRM in this process. The price of no fork is that a crash (e.g. out of memory) takes
-    the worker down with its job; the supervisor restarts it and `reconcile_scans` fails the scan.
+    the worker down with its job; the supervisor restarts it, and the next worker to start or do its
+    maintenance runs the scan once more (a second crash fails it, see scans/reliability.py).
     """
 
     def bootstrap(self, *args: object, **kwargs: object) -> None:
@@ -58,7 +59,7 @@ class ScanWorker(SimpleWorker):
         eviction_warning = redis_eviction_warning(self.connection)
         if eviction_warning:
             logger.warning(eviction_warning)
-        self._fail_orphaned_scans()
+        self._recover_orphaned_scans()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -73,13 +74,13 @@ class ScanWorker(SimpleWorker):
         return (now() - self.last_cleaned_at).total_seconds() >= ORPHAN_CHECK_INTERVAL_S
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's registry cleaning, then fail the scans of workers that died mid-job."""
+        """RQ's registry cleaning, then recover (retry once, else fail) the scans of workers that died mid-job."""
         super().run_maintenance_tasks()
-        self._fail_orphaned_scans()
+        self._recover_orphaned_scans()
 
-    def _fail_orphaned_scans(self) -> None:
+    def _recover_orphaned_scans(self) -> None:
         try:
-            scans_fail_orphaned(connection=self.connection, live_worker_names={self.name})
+            scans_recover_orphaned(connection=self.connection, live_worker_names={self.name})
         except Exception:
             logger.exception("Could not check for scans orphaned by a dead worker; will retry")
         finally:

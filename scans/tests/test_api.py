@@ -184,6 +184,24 @@ def test_the_list_filters_by_status_verdict_kind_and_name(alice, api_client_for)
     assert [scan["id"] for scan in response.json()["results"]] == [str(wanted.id)]
 
 
+def test_the_list_reads_no_result_documents_and_a_fixed_number_of_queries(
+    alice, api_client_for, django_assert_max_num_queries
+):
+    big_result = {"verdict": "real", "frames": [{"index": index, "faces": []} for index in range(5000)]}
+    for _ in range(5):
+        make_scan_row(alice, status=Scan.Status.DONE, verdict="real", fake_probability=0.1, result=big_result)
+    client = api_client_for(alice)
+
+    # Token lookup, count, page: no query per row.
+    with django_assert_max_num_queries(4) as captured:
+        response = client.get(LIST_URL)
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 5
+    page_query = next(query["sql"] for query in captured.captured_queries if "LIMIT" in query["sql"])
+    assert '"scans_scan"."result"' not in page_query
+
+
 def test_an_invalid_filter_value_is_400(alice, api_client_for):
     response = api_client_for(alice).get(LIST_URL, {"status": "finished-ish"})
 
@@ -227,6 +245,76 @@ def test_a_malformed_scan_id_is_a_json_404(alice, api_client_for):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "No such scan."}
+
+
+# --- Bulk delete ---------------------------------------------------------------------------------------
+
+BULK_DELETE_URL = reverse("api:scan-bulk-delete")
+
+
+def test_bulk_delete_removes_the_callers_scans_and_files_and_counts_them(
+    alice, tiny_models, api_client_for, redis_conn, django_capture_on_commit_callbacks
+):
+    client = api_client_for(alice)
+    uploaded = [
+        client.post(LIST_URL, {"file": upload(image_bytes(kind), f"a.{kind.lower()}")}, format="multipart").json()["id"]
+        for kind in ("PNG", "JPEG")
+    ]
+    stored_paths = [Path(Scan.objects.get(pk=scan_id).file.path) for scan_id in uploaded]
+    kept = make_scan_row(alice, original_filename="kept.jpg")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # The same id twice counts once.
+        response = client.post(BULK_DELETE_URL, {"ids": [*uploaded, uploaded[0]]}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"deleted": 2, "not_found": []}
+    assert list(Scan.objects.values_list("id", flat=True)) == [kept.id]
+    assert not any(path.exists() for path in stored_paths)
+
+
+def test_bulk_delete_never_deletes_another_users_scan_and_reports_it_as_not_found(alice, bob, api_client_for):
+    mine = make_scan_row(alice)
+    bobs = make_scan_row(bob)
+    missing = "00000000-0000-4000-8000-000000000000"
+
+    response = api_client_for(alice).post(
+        BULK_DELETE_URL, {"ids": [str(mine.id), str(bobs.id), missing]}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"deleted": 1, "not_found": [str(bobs.id), missing]}
+    assert list(Scan.objects.values_list("id", flat=True)) == [bobs.id]
+    # Bob's scan is still his and reachable by him.
+    assert api_client_for(bob).get(_detail_url(bobs.id)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "field_message"),
+    [
+        ({"ids": ["not-a-uuid"]}, "valid UUID"),
+        ({"ids": []}, "at least one scan id"),
+        ({"ids": "00000000-0000-4000-8000-000000000000"}, "list"),
+        ({}, "required"),
+        ({"ids": ["00000000-0000-4000-8000-000000000000"] * 101}, "no more than 100"),
+    ],
+)
+def test_bulk_delete_with_invalid_ids_is_400_and_deletes_nothing(alice, api_client_for, payload, field_message):
+    scan = make_scan_row(alice)
+
+    response = api_client_for(alice).post(BULK_DELETE_URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert field_message in str(response.json()["ids"])
+    assert Scan.objects.filter(pk=scan.pk).exists()
+
+
+def test_bulk_delete_needs_authentication_and_a_post(alice, api_client_for):
+    scan = make_scan_row(alice)
+
+    assert api_client_for(None).post(BULK_DELETE_URL, {"ids": [str(scan.id)]}, format="json").status_code == 401
+    assert api_client_for(alice).get(BULK_DELETE_URL).status_code == 405
+    assert Scan.objects.filter(pk=scan.pk).exists()
 
 
 # --- Tokens --------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def test_the_schema_describes_the_scan_api(client):
     upload = document["paths"]["/api/v1/scans/"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert {"202", "413", "429"} <= set(upload["responses"])
+    bulk_delete = document["paths"]["/api/v1/scans/bulk-delete/"]["post"]
+    assert "application/json" in bulk_delete["requestBody"]["content"]
+    assert {"200", "400"} <= set(bulk_delete["responses"])
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 from django_rq.workers import get_worker_class
+from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 
 from ml.errors import MediaError
 from ml.faces import load_image
+from scans import jobs
 from scans.jobs import INTERNAL_ERROR_MESSAGE, ProgressWriter, analyze_scan, analyze_scan_on_failure
 from scans.models import Scan
 from scans.services import SCAN_QUEUE, scan_create, scan_mark_processing, scan_queue
@@ -141,12 +144,21 @@ def test_a_job_for_a_scan_deleted_before_it_ran_does_nothing(alice, tiny_models,
     assert not Scan.objects.filter(pk=scan_id).exists()
 
 
-def test_a_job_past_its_timeout_fails_the_scan_saying_so(alice, data_dir, tiny_models, run_worker, settings):
-    # A long 640x480+ video with many sampled frames takes several seconds; the job may run for one.
+def test_a_job_past_its_timeout_fails_the_scan_saying_so(
+    alice, data_dir, tiny_models, run_worker, settings, monkeypatch
+):
     settings.UNMASK_VIDEO_JOB_TIMEOUT = 1
-    settings.UNMASK_VIDEO_FRAMES = 64
     video = sorted((data_dir / "videos" / "ffpp" / "real").glob("*.mp4"))[0]
     scan = _upload_file(alice, video)
+    # The real analysis can finish inside a second on a fast machine: make its last stage hang, as a stuck
+    # decoder or model would, so that the timeout (RQ's SIGALRM in the worker process) is what ends it.
+    explain = jobs.scan_result_explained
+
+    def explain_slowly(**kwargs):
+        time.sleep(30)
+        return explain(**kwargs)
+
+    monkeypatch.setattr(jobs, "scan_result_explained", explain_slowly)
 
     worker = run_worker()
 
@@ -158,15 +170,26 @@ def test_a_job_past_its_timeout_fails_the_scan_saying_so(alice, data_dir, tiny_m
 
 
 def test_the_failure_callback_fails_a_scan_the_job_left_processing(alice, redis_conn):
-    scan = make_scan_row(alice)
+    scan = make_scan_row(alice, job_id="scan-callback")
     scan_mark_processing(scan_id=scan.id)
-    job = scan_queue().enqueue("scans.jobs.analyze_scan", str(scan.id))
+    job = scan_queue().enqueue("scans.jobs.analyze_scan", str(scan.id), job_id=scan.job_id)
 
     analyze_scan_on_failure(job, redis_conn, JobTimeoutException, JobTimeoutException("too slow"), None)
 
     scan.refresh_from_db()
     assert scan.status == Scan.Status.FAILED
     assert "did not finish within" in scan.error_message
+
+
+def test_the_failure_callback_of_a_job_the_scan_has_moved_on_from_changes_nothing(alice, redis_conn):
+    """RQ reports a crashed worker's job as abandoned long after the scan was re-queued under a new job."""
+    scan = make_scan_row(alice, status=Scan.Status.QUEUED, attempts=1, job_id="scan-x-retry1")
+    crashed_job = scan_queue().enqueue("scans.jobs.analyze_scan", str(scan.id), job_id="scan-x")
+
+    analyze_scan_on_failure(crashed_job, redis_conn, AbandonedJobError, AbandonedJobError(), None)
+
+    scan.refresh_from_db()
+    assert (scan.status, scan.error_message) == (Scan.Status.QUEUED, "")
 
 
 def test_the_failure_callback_leaves_a_finished_scan_alone(alice, redis_conn):
@@ -203,8 +226,8 @@ def test_progress_is_written_on_each_new_stage_and_throttled_within_one(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_rqworker_command_runs_jobs_with_the_scan_worker(alice, tiny_models, redis_conn, _private_media):
-    """`manage.py rqworker scans --worker-class scans.worker.ScanWorker`, as deployed, in its own process."""
+def test_the_scan_worker_command_runs_jobs_with_the_scan_worker(alice, tiny_models, redis_conn, _private_media):
+    """`manage.py scan_worker`, as `make run` and the compose file start it, in its own process."""
     scan = scan_create(owner=alice, uploaded_file=upload(gradient_png(), "sky.png"))
     assert redis_conn.llen(f"rq:queue:{SCAN_QUEUE}") == 1
     database = connection.settings_dict
@@ -221,7 +244,7 @@ def test_the_rqworker_command_runs_jobs_with_the_scan_worker(alice, tiny_models,
     }
 
     completed = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", SCAN_QUEUE, "--worker-class", "scans.worker.ScanWorker", "--burst"],
+        [sys.executable, "manage.py", "scan_worker", "--burst"],
         cwd=Path(__file__).resolve().parents[2],
         env=environment,
         capture_output=True,
@@ -230,6 +253,7 @@ def test_the_rqworker_command_runs_jobs_with_the_scan_worker(alice, tiny_models,
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"Scan worker serving: {SCAN_QUEUE}" in completed.stdout
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE, completed.stderr[-3000:]
     assert scan.verdict == Scan.Verdict.NO_FACE

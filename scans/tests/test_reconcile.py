@@ -13,7 +13,8 @@ from scans.models import Scan
 from scans.services import (
     LOST_BEFORE_START_MESSAGE,
     REQUEUED_JOB_SUFFIX,
-    WORKER_STOPPED_MESSAGE,
+    RETRY_JOB_SUFFIX,
+    WORKER_CRASHED_TWICE_MESSAGE,
     scan_queue,
     scans_reconcile,
 )
@@ -77,17 +78,33 @@ def test_a_queued_scan_with_a_live_job_is_left_alone(alice, redis_conn):
     assert _statuses(scan) == [Scan.Status.QUEUED]
 
 
-def test_a_processing_scan_whose_job_is_gone_is_failed(alice, redis_conn):
+def test_a_processing_scan_whose_job_is_gone_is_run_once_more_then_failed_after_a_second_crash(
+    alice, redis_conn, django_capture_on_commit_callbacks
+):
     scan = make_scan_row(
         alice, status=Scan.Status.PROCESSING, job_id="scan-gone", attempts=1, started_at=timezone.now(), age=OLD
     )
 
-    report = scans_reconcile()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = scans_reconcile()
 
     scan.refresh_from_db()
-    assert report.failed == [str(scan.id)]
+    assert (first.requeued, first.failed) == ([str(scan.id)], [])
+    assert (scan.status, scan.attempts, scan.started_at) == (Scan.Status.QUEUED, 1, None)
+    assert scan.job_id == f"scan-{scan.id}{RETRY_JOB_SUFFIX}1"
+    retry_job = Job.fetch(scan.job_id, connection=redis_conn)
+    assert (retry_job.args, retry_job.get_status()) == ((str(scan.id),), JobStatus.QUEUED)
+
+    # The retry starts (a second attempt), then its worker dies too and the job disappears.
+    Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.PROCESSING, attempts=2, started_at=timezone.now())
+    retry_job.delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = scans_reconcile()
+
+    scan.refresh_from_db()
+    assert (second.requeued, second.failed) == ([], [str(scan.id)])
     assert scan.status == Scan.Status.FAILED
-    assert scan.error_message == WORKER_STOPPED_MESSAGE
+    assert scan.error_message == WORKER_CRASHED_TWICE_MESSAGE
 
 
 def test_a_processing_scan_past_its_timeout_is_failed_even_if_its_job_looks_live(alice, redis_conn, settings):
