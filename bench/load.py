@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for scans to finish")
     arguments = parser.parse_args(argv)
     host, port = arguments.addr.rsplit(":", 1)
+    from bench.common import print_header
+
+    print_header("HTTP load: uploads, polls and history views by concurrent users over loopback")
 
     environment = {
         **os.environ,

@@ -65,6 +65,29 @@ def model_version_register(
     return model_version
 
 
+def evaluation_metrics_key(data: str | Path) -> str:
+    """The metrics section of an evaluation on folder `data`: `evaluate:<folder name>` (e.g. `evaluate:val`).
+
+    `ship_model` and `evaluate_model --record` both file evaluations under it, and the admin compares two
+    versions section by section, so figures are only ever compared on the same evaluation data.
+    """
+    return f"evaluate:{Path(data).name}"
+
+
+@transaction.atomic
+def model_version_record_evaluation(*, model_version: ModelVersion, evaluation: dict) -> ModelVersion:
+    """Store an `evaluate_model` summary (without its per-file rows) in the version's metrics; returns it.
+
+    The row is locked so that two evaluations recorded at once both land; an earlier evaluation on the same
+    folder is replaced.
+    """
+    locked = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    summary = {key: value for key, value in evaluation.items() if key != "files"}
+    locked.metrics = {**(locked.metrics or {}), evaluation_metrics_key(evaluation["data"]): summary}
+    locked.save(update_fields=["metrics"])
+    return locked
+
+
 @transaction.atomic
 def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     """Make `model_version` the one active version of its kind (deactivating the previous one).

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from PIL import Image
 
 from training.models import ModelVersion
+from training.services import model_version_register
 
 pytestmark = pytest.mark.training
 
@@ -121,6 +123,40 @@ def test_evaluate_model_json_prints_one_object_with_the_figures(tiny_run: dict[s
     assert report["n"] + report["n_errors"] == len(report["files"]) == 8
     assert {"path", "label", "fake_probability", "verdict", "error"} <= set(report["files"][0])
     assert capfd.readouterr().out == ""  # nothing else reached the real stdout
+
+
+@pytest.mark.django_db
+def test_evaluate_model_record_stores_the_figures_on_the_version_for_the_admin(tiny_run: dict[str, Path]) -> None:
+    run_metrics = json.loads((tiny_run["run"] / "metrics.json").read_text())
+    version = model_version_register(
+        kind="image",
+        name="candidate",
+        version="0.0.2",
+        weights_path=tiny_run["run"] / "image_model.keras",
+        settings=run_metrics["settings"],
+        metrics={"training": {"auc": 0.5}},
+    )
+    out = io.StringIO()
+
+    call_command(
+        "evaluate_model", "--kind", "image", "--data", str(tiny_run["images"]), "--version", "candidate@0.0.2",
+        "--record", "--json", stdout=out,
+    )  # fmt: skip
+
+    printed = json.loads(out.getvalue())
+    version.refresh_from_db()
+    recorded = version.metrics[f"evaluate:{tiny_run['images'].name}"]
+    assert recorded == {key: value for key, value in printed.items() if key != "files"}
+    assert recorded["n"] + recorded["n_errors"] == 8
+    assert version.metrics["training"] == {"auc": 0.5}  # other sections are kept
+
+
+def test_evaluate_model_refuses_to_record_an_unregistered_run(tiny_run: dict[str, Path]) -> None:
+    with pytest.raises(CommandError, match="--record stores figures on a registered version"):
+        call_command(
+            "evaluate_model", "--kind", "image", "--data", str(tiny_run["images"]), "--run", str(tiny_run["run"]),
+            "--record", stdout=io.StringIO(),
+        )  # fmt: skip
 
 
 def test_evaluate_model_counts_faceless_images_as_errors(tiny_run: dict[str, Path], tmp_path: Path) -> None:

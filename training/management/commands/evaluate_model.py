@@ -37,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--image-version", default=None, help="image model used beside a video model")
         parser.add_argument("--frames", type=int, default=32, help="frames sampled per video (default 32)")
         parser.add_argument("--json", action="store_true", help="print one JSON object only")
+        parser.add_argument(
+            "--record",
+            action="store_true",
+            help="store the figures on the registered version as metrics 'evaluate:<DATA folder name>', "
+            "where the admin compares them with the active version's on the same data",
+        )
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = automatic)")
 
     def handle(self, *args, **options) -> None:
@@ -48,6 +54,8 @@ class Command(BaseCommand):
 
         kind = options["kind"]
         as_json = options["json"]
+        if options["record"] and options["run"] is not None:
+            raise CommandError("--record stores figures on a registered version: use --version, not --run")
         # Keep stdout for the JSON object alone: anything a library prints goes to stderr.
         chatter = sys.stderr if as_json else self.stdout
         try:
@@ -102,6 +110,8 @@ class Command(BaseCommand):
             "seconds": round(time.monotonic() - started, 1),
             "files": per_file,
         }
+        if options["record"]:
+            self._record(kind, options["model_version"], summary, chatter)
         if as_json:
             self.stdout.write(json.dumps(summary))
             return
@@ -114,6 +124,14 @@ class Command(BaseCommand):
         )
         for entry in errors:
             self.stdout.write(f"  error: {entry['path']}: {entry['error']}")
+
+    def _record(self, kind: str, version: str | None, summary: dict, chatter) -> None:
+        from training.model_specs import find_version
+        from training.services import evaluation_metrics_key, model_version_record_evaluation
+
+        model_version = find_version(kind=kind, version=version)
+        model_version_record_evaluation(model_version=model_version, evaluation=summary)
+        chatter.write(f"Recorded as {evaluation_metrics_key(summary['data'])} on {model_version.label}\n")
 
     def _specs(self, kind: str, options: dict):
         from training.model_specs import find_version, spec_from_run, spec_from_version

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from training.services import evaluation_metrics_key
 from training.shipped import SHIPPED_DIR, SHIPPED_MANIFEST
 
 PLOTS = ("roc.png", "pr.png", "confusion.png", "training.png")
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         for evaluation_path in options["evaluation"]:
             evaluation = json.loads(evaluation_path.read_text())
             evaluation.pop("files", None)
-            metrics[f"evaluate:{Path(evaluation['data']).name}"] = evaluation
+            metrics[evaluation_metrics_key(evaluation["data"])] = evaluation
         manifest = json.loads(SHIPPED_MANIFEST.read_text()) if SHIPPED_MANIFEST.is_file() else {"models": []}
         manifest["models"] = [entry for entry in manifest["models"] if entry["kind"] != kind]
         manifest["models"].append(
