@@ -31,6 +31,21 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (30, 96)
 
 
+# For the self-blended frame encoder (ml/self_blend.py) both classes come from the same files, so there is no
+# file-property shortcut to defeat; what must survive is the blending seam, which heavy downscaling, blur and
+# low-quality JPEG erase. Lighter degradations, in the range of video compression, keep it learnable.
+SELF_BLEND_AUGMENT = AugmentConfig(
+    rescale_probability=0.25,
+    rescale_factor=(0.6, 1.0),
+    blur_probability=0.1,
+    blur_sigma=(0.3, 0.8),
+    sharpen_probability=0.05,
+    noise_probability=0.1,
+    jpeg_probability=0.6,
+    jpeg_quality=(60, 98),
+)
+
+
 def augment_crop(crop: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
     """One randomly degraded copy of an RGB uint8 crop, same size."""
     size = crop.shape[0]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ml.errors import MediaError
 from ml.faces import CropRule, FaceDetector, crop_square, largest_face, load_image
+from ml.self_blend import crop_landmarks
 
 LABELS = {"real": 0, "fake": 1}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
@@ -122,19 +123,32 @@ def prepare_face_crops(
 
 @dataclass
 class FaceCropSet:
-    """Cached crops in memory: uint8 images (N x S x S x 3), labels (fake = 1), source paths."""
+    """Cached crops in memory: uint8 images (N x S x S x 3), labels (fake = 1), source paths, and MTCNN's five
+    landmarks in crop pixels (N x 5 x 2; NaN where the cache has none)."""
 
     images: np.ndarray
     labels: np.ndarray
     sources: list[str]
     missing: list[tuple[str, str]]  # source path, status ("no_face" / "unreadable")
+    landmarks: np.ndarray | None = None
+
+    def subset(self, keep: np.ndarray) -> FaceCropSet:
+        """The crops where boolean `keep` is true."""
+        return FaceCropSet(
+            images=self.images[keep],
+            labels=self.labels[keep],
+            sources=[source for source, kept in zip(self.sources, keep, strict=True) if kept],
+            missing=self.missing,
+            landmarks=None if self.landmarks is None else self.landmarks[keep],
+        )
 
 
 def load_face_crops(out_dir: str | os.PathLike, *, limit_per_class: int | None = None) -> FaceCropSet:
     """Read the crops `prepare_face_crops` wrote into arrays (in index order, optionally capped per class)."""
     out_dir = Path(out_dir)
     index = json.loads((out_dir / INDEX_NAME).read_text())
-    images, labels, sources, missing = [], [], [], []
+    rule = CropRule.from_dict(index.get("crop_rule"))
+    images, labels, sources, missing, landmarks = [], [], [], [], []
     per_class = {0: 0, 1: 0}
     for relative, entry in sorted(index["items"].items()):
         if entry["status"] != "ok":
@@ -147,13 +161,26 @@ def load_face_crops(out_dir: str | os.PathLike, *, limit_per_class: int | None =
             missing.append((relative, "unreadable"))
             continue
         images.append(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+        points = crop_landmarks(
+            entry.get("landmarks", {}),
+            box=entry["box"],
+            image_width=entry["width"],
+            image_height=entry["height"],
+            margin=rule.margin,
+            size=rule.size,
+        )
+        landmarks.append(np.full((5, 2), np.nan, dtype=np.float32) if points is None else points)
         labels.append(entry["label"])
         sources.append(relative)
         per_class[entry["label"]] += 1
     if not images:
         raise FileNotFoundError(f"{out_dir} holds no face crops; run prepare_faces first")
     return FaceCropSet(
-        images=np.stack(images), labels=np.asarray(labels, dtype=np.int32), sources=sources, missing=missing
+        images=np.stack(images),
+        labels=np.asarray(labels, dtype=np.int32),
+        sources=sources,
+        missing=missing,
+        landmarks=np.stack(landmarks),
     )
 
 

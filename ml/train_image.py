@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.augment import AugmentConfig, augment_batch
+from ml.augment import SELF_BLEND_AUGMENT, AugmentConfig, augment_batch
 from ml.datasets import FaceCropSet, crop_rule_of, load_face_crops
 from ml.image_model import ImageModel, build_image_model
 from ml.metrics import binary_report, choose_threshold, choose_uncertain_band, fit_platt
+from ml.self_blend import self_blend
 
 DEFAULT_DETECTOR_SETTINGS = {"detect_max_side": 960, "min_confidence": 0.9, "min_face_size": 20}
 
@@ -30,8 +31,12 @@ class ImageTrainingResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _batches(crops: FaceCropSet, batch_size: int, seed: int, config: AugmentConfig):
-    """A Keras PyDataset of freshly augmented, class-balanced shuffled batches (a new draw every epoch)."""
+def _batches(crops: FaceCropSet, batch_size: int, seed: int, config: AugmentConfig, *, self_blended: bool = False):
+    """A Keras PyDataset of freshly augmented, shuffled batches (a new draw every epoch).
+
+    With `self_blended`, `crops` are real faces only: in every batch a random half is replaced by a fresh
+    self-blended copy (label fake), before the same augmentation as the other half.
+    """
     import keras
 
     class AugmentedCrops(keras.utils.PyDataset):
@@ -45,13 +50,54 @@ def _batches(crops: FaceCropSet, batch_size: int, seed: int, config: AugmentConf
 
         def __getitem__(self, batch_number: int):
             members = self.order[batch_number * batch_size : (batch_number + 1) * batch_size]
-            images = augment_batch(crops.images[members], self.rng, config).astype(np.float32)
-            return images, crops.labels[members].astype(np.float32).reshape(-1, 1)
+            images, labels = crops.images[members], crops.labels[members]
+            if self_blended:
+                images, labels = _half_self_blended(images, crops.landmarks[members], self.rng)
+            images = augment_batch(images, self.rng, config).astype(np.float32)
+            return images, labels.astype(np.float32).reshape(-1, 1)
 
         def on_epoch_end(self) -> None:
             self.order = self.rng.permutation(len(crops.labels))
 
     return AugmentedCrops()
+
+
+def _half_self_blended(
+    reals: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The real crops with a random half swapped for self-blended copies; labels 0 (real) and 1 (blended)."""
+    images = reals.copy()
+    labels = np.zeros(len(reals), dtype=np.int32)
+    for position in rng.permutation(len(reals))[: len(reals) // 2]:
+        images[position] = self_blend(reals[position], landmarks[position], rng)
+        labels[position] = 1
+    return images, labels
+
+
+def self_blended_set(reals: FaceCropSet, seed: int) -> FaceCropSet:
+    """A fixed evaluation set: every crop once as it is and once self-blended (seeded)."""
+    rng = np.random.default_rng(seed)
+    blended = np.stack(
+        [self_blend(crop, points, rng) for crop, points in zip(reals.images, reals.landmarks, strict=True)]
+    )
+    return FaceCropSet(
+        images=np.concatenate([reals.images, blended]),
+        labels=np.concatenate([np.zeros(len(reals.images), np.int32), np.ones(len(blended), np.int32)]),
+        sources=[*reals.sources, *(f"{source} (self-blended)" for source in reals.sources)],
+        missing=reals.missing,
+        landmarks=np.concatenate([reals.landmarks, reals.landmarks]),
+    )
+
+
+def faces_with_landmarks(crops: FaceCropSet) -> FaceCropSet:
+    """Every crop whose five landmarks are known, labelled 0 ("not blended"): what self-blending works from.
+
+    Generated faces count too: a StyleGAN portrait has no blending seam, so it is an honest negative for
+    a seam detector, and it doubles the faces to learn from.
+    """
+    kept = crops.subset(np.isfinite(crops.landmarks).all(axis=(1, 2)))
+    kept.labels = np.zeros_like(kept.labels)
+    return kept
 
 
 def train_image_model(
@@ -67,12 +113,17 @@ def train_image_model(
     embedding_dim: int = 128,
     widths: tuple[int, ...] = (48, 96, 160, 256),
     augment: AugmentConfig | None = None,
+    self_blended: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ImageTrainingResult:
     """Train on `train_cache` crops, calibrate and pick the decision band on `val_cache`, save to `out_dir`.
 
     Writes `out_dir/image_model.keras` and `out_dir/metrics.json`. The metrics are those of the calibrated
     model on the clean val crops (the same crops the calibration was fitted on: two parameters only).
+
+    `self_blended` trains a face-swap frame encoder instead (see `ml.self_blend`): every face of both caches
+    is a negative ("not blended") and the positives are self-blended copies of them, made afresh in every
+    batch for training and once, seeded, for val; augmentation defaults to the lighter SELF_BLEND_AUGMENT.
     """
     import keras
 
@@ -83,6 +134,11 @@ def train_image_model(
         raise ValueError("train and val crops were made with different crop rules; run prepare_faces again")
     train = load_face_crops(train_cache, limit_per_class=limit_per_class)
     val = load_face_crops(val_cache, limit_per_class=limit_per_class)
+    if self_blended:
+        train = faces_with_landmarks(train)
+        val = self_blended_set(faces_with_landmarks(val), seed=seed + 1)
+        if len(train.labels) == 0 or len(val.labels) == 0:
+            raise ValueError("self-blending needs real face crops with landmarks in both caches")
     say(
         f"train: {len(train.labels)} crops ({int(train.labels.sum())} fake), "
         f"val: {len(val.labels)} crops ({int(val.labels.sum())} fake); crop rule {rule.to_dict()}"
@@ -129,7 +185,13 @@ def train_image_model(
             )
 
     classifier.fit(
-        _batches(train, batch_size, seed, augment or AugmentConfig()),
+        _batches(
+            train,
+            batch_size,
+            seed,
+            augment or (SELF_BLEND_AUGMENT if self_blended else AugmentConfig()),
+            self_blended=self_blended,
+        ),
         epochs=epochs,
         verbose=0,
         callbacks=[EpochReport()],
@@ -158,6 +220,7 @@ def train_image_model(
     metrics["uncertain_fraction"] = round(float(1.0 - firm.mean()), 6)
     metrics["val_no_face"] = len(val.missing)
     metrics["train_crops"] = len(train.labels)
+    metrics["fakes"] = "self-blended copies of the crops" if self_blended else "fake crops of the caches"
     metrics["epochs"] = epochs
     metrics["seed"] = seed
     metrics["parameters"] = int(classifier.count_params())

@@ -105,6 +105,31 @@ def test_training_registers_and_activates_a_version(tiny_run: dict[str, Path], t
     assert "active" in output
 
 
+@pytest.mark.django_db
+def test_a_self_blended_frame_encoder_trains_on_every_face_and_is_never_registered(
+    tiny_run: dict[str, Path], tmp_path: Path
+) -> None:
+    output = _run(
+        "train_image_model",
+        "--self-blended",
+        "--train",
+        str(tiny_run["crops"]),
+        "--val",
+        str(tiny_run["crops"]),
+        "--out",
+        str(tmp_path / "encoder"),
+        *TINY_TRAINING,
+    )
+
+    saved = json.loads((tmp_path / "encoder" / "metrics.json").read_text())
+    assert saved["metrics"]["fakes"] == "self-blended copies of the crops"
+    assert saved["metrics"]["train_crops"] == 8  # all eight faces, real and generated, as unblended faces
+    assert saved["metrics"]["n"] == 16  # val: each face as it is and self-blended
+    assert (tmp_path / "encoder" / "image_model.keras").is_file()
+    assert not ModelVersion.objects.exists()
+    assert f"--image-run {tmp_path / 'encoder'}" in output
+
+
 def test_evaluate_model_json_prints_one_object_with_the_figures(tiny_run: dict[str, Path], capfd) -> None:
     out = io.StringIO()
     call_command(

@@ -32,6 +32,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--widths", default="48,96,160,256", help="channels per stage, comma-separated (default 48,96,160,256)"
         )
+        parser.add_argument(
+            "--self-blended",
+            action="store_true",
+            help="train a face-swap frame encoder for the video model: every face crop against self-blended "
+            "copies of it (ml/self_blend.py). It is saved, never registered as an image model: pass the run "
+            "folder to train_video_model --image-run",
+        )
         parser.add_argument("--name", default="unmask-image", help="model name to register")
         parser.add_argument("--model-version", default=None, help="version to register (default: the run's timestamp)")
         parser.add_argument("--no-register", action="store_true", help="train and save only")
@@ -61,6 +68,7 @@ class Command(BaseCommand):
             limit_per_class=options["limit_per_class"],
             embedding_dim=options["embedding_dim"],
             widths=widths,
+            self_blended=options["self_blended"],
             progress=self._say,
         )
         plots = save_evaluation_plots(
@@ -81,6 +89,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"saved {result.weights_path}, {out_dir / 'metrics.json'}, {', '.join(p.name for p in plots)}"
         )
+        if options["self_blended"]:
+            self.stdout.write(f"frame encoder saved; train the video model on it with --image-run {out_dir}")
+            return
         if options["no_register"]:
             return
         from training.services import model_version_register

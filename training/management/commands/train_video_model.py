@@ -31,7 +31,12 @@ class Command(BaseCommand):
         )
         image = parser.add_mutually_exclusive_group()
         image.add_argument("--image-version", default=None, help="registered image model (default: active)")
-        image.add_argument("--image-run", type=Path, default=None, help="an unregistered image training run folder")
+        image.add_argument(
+            "--image-run",
+            type=Path,
+            default=None,
+            help="a train_image_model run folder, unregistered (e.g. a --self-blended frame encoder)",
+        )
         parser.add_argument("--cache", type=Path, default=default_var / "video_faces", help="face-track cache")
         parser.add_argument("--out", type=Path, default=None, help="run folder (default var/ml/runs/video-<time>)")
         parser.add_argument("--epochs", type=int, default=12)

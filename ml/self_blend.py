@@ -1,0 +1,110 @@
+"""Self-blended images: pseudo-fakes made from real faces alone, to learn what face swaps leave behind.
+
+A face swap pastes a generated face region onto real footage; what betrays it is the seam: a boundary where
+colour, sharpness and geometry change slightly, around the inner face. Shiohara and Yamasaki (CVPR 2022,
+"Detecting Deepfakes with Self-Blended Images") showed that a detector trained to tell real faces from the
+same faces blended with a slightly altered copy of themselves learns exactly those cues, and generalises to
+swap methods it never saw. The shared data has many real faces and almost no swapped ones, so this is how
+the video model's frame encoder learns swaps (`train_image_model --self-blended`).
+
+One self-blended image: the crop is the target; a source copy gets a small colour, sharpness and geometry
+change; a soft mask over the inner face (an ellipse through MTCNN's eye and mouth landmarks, randomly sized,
+shifted and feathered) decides where the source replaces the target, at a random opacity. The paper builds
+its mask from 81 landmarks; MTCNN gives 5, so the hull is approximated by that ellipse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+LANDMARK_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+
+def crop_landmarks(
+    landmarks: dict[str, list[float]],
+    *,
+    box: list[float],
+    image_width: int,
+    image_height: int,
+    margin: float,
+    size: int,
+) -> np.ndarray | None:
+    """The five MTCNN landmarks of an image, mapped into its face crop (5 x 2, crop pixels), or None.
+
+    Mirrors `ml.faces.crop_square`: the same square, side and shift, then the same scale to `size`.
+    """
+    if any(name not in landmarks for name in LANDMARK_ORDER):
+        return None
+    x, y, box_width, box_height = (float(value) for value in box)
+    side = max(box_width, box_height) * (1.0 + 2.0 * margin)
+    side = max(int(round(min(side, image_height, image_width))), 1)
+    left = int(round(x + box_width / 2.0 - side / 2.0))
+    top = int(round(y + box_height / 2.0 - side / 2.0))
+    left = min(max(left, 0), image_width - side)
+    top = min(max(top, 0), image_height - side)
+    points = np.asarray([landmarks[name] for name in LANDMARK_ORDER], dtype=np.float32)
+    return (points - np.asarray([left, top], dtype=np.float32)) * (size / side)
+
+
+def inner_face_mask(landmarks: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A soft mask (size x size, float32 in [0, 1]) over the inner face: eyes, nose and mouth, feathered."""
+    left_eye, right_eye, _nose, mouth_left, mouth_right = landmarks
+    eyes = (left_eye + right_eye) / 2.0
+    mouth = (mouth_left + mouth_right) / 2.0
+    eye_distance = max(float(np.linalg.norm(right_eye - left_eye)), 2.0)
+    eyes_to_mouth = max(float(np.linalg.norm(mouth - eyes)), 2.0)
+    centre = (eyes + mouth) / 2.0 + rng.uniform(-0.08, 0.08, size=2) * eye_distance
+    axes = (
+        max(1, int(round(eye_distance * rng.uniform(0.75, 1.05)))),
+        max(1, int(round(eyes_to_mouth * rng.uniform(1.0, 1.4)))),
+    )
+    angle = math.degrees(math.atan2(float(right_eye[1] - left_eye[1]), float(right_eye[0] - left_eye[0])))
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))), axes, angle, 0, 360, 255, thickness=-1)
+    # An uneven edge, as a swap's blending boundary follows the face and not a perfect ellipse.
+    kernel = int(rng.integers(1, max(2, size // 20)))
+    if rng.random() < 0.5:
+        mask = cv2.erode(mask, np.ones((kernel, kernel), np.uint8))
+    else:
+        mask = cv2.dilate(mask, np.ones((kernel, kernel), np.uint8))
+    feather = rng.uniform(0.02, 0.06) * size
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigmaX=feather)
+    peak = float(soft.max())
+    return soft / peak if peak > 0 else soft
+
+
+def _altered_copy(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The source: the same face with a slight colour, sharpness and geometry change."""
+    size = crop.shape[0]
+    source = crop.astype(np.float32)
+    if rng.random() < 0.8:
+        source = source * rng.uniform(0.9, 1.1, size=3) + rng.uniform(-12.0, 12.0, size=3)
+        mean = source.mean()
+        source = (source - mean) * rng.uniform(0.9, 1.1) + mean
+    roll = rng.random()
+    if roll < 0.35:
+        source = cv2.GaussianBlur(source, (0, 0), sigmaX=rng.uniform(0.4, 1.0))
+    elif roll < 0.6:
+        blurred = cv2.GaussianBlur(source, (0, 0), sigmaX=1.0)
+        source = cv2.addWeighted(source, 1.6, blurred, -0.6, 0)
+    if rng.random() < 0.8:
+        scale = rng.uniform(0.94, 1.06)
+        shift = rng.uniform(-0.03, 0.03, size=2) * size
+        matrix = np.float32(
+            [[scale, 0, (1 - scale) * size / 2 + shift[0]], [0, scale, (1 - scale) * size / 2 + shift[1]]]
+        )
+        source = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return np.clip(source, 0, 255)
+
+
+def self_blend(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One self-blended pseudo-fake of a real RGB uint8 face crop, given its landmarks in crop pixels."""
+    size = crop.shape[0]
+    mask = inner_face_mask(landmarks, size, rng) * float(rng.choice(BLEND_RATIOS))
+    source = _altered_copy(crop, rng)
+    blended = source * mask[..., None] + crop.astype(np.float32) * (1.0 - mask[..., None])
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,70 @@
+"""Self-blended pseudo-fakes: landmarks land where the crop puts them, and only the inner face changes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.faces import CropRule, crop_square
+from ml.self_blend import LANDMARK_ORDER, crop_landmarks, inner_face_mask, self_blend
+
+# Where MTCNN puts them in a 128 px crop of a frontal face (margin 0.15).
+FACE_LANDMARKS = np.float32([[45, 52], [83, 52], [64, 72], [49, 92], [79, 92]])
+
+
+def _textured_crop(size: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(60, 200, size=(size, size, 3), dtype=np.uint8)
+
+
+def test_landmarks_map_into_the_crop_exactly_as_crop_square_cuts_it() -> None:
+    rule = CropRule(margin=0.15, size=128)
+    image = np.zeros((480, 640, 3), dtype=np.uint8)
+    box = [500, 300, 120, 150]  # near the bottom-right corner, so the square is shifted to stay inside
+    landmarks = {"left_eye": [540, 350], "right_eye": [590, 350], "nose": [565, 380]}
+    landmarks |= {"mouth_left": [545, 410], "mouth_right": [585, 410]}
+    for x, y in landmarks.values():
+        image[y - 1 : y + 2, x - 1 : x + 2] = 255
+
+    crop = crop_square(image, box, rule)
+    points = crop_landmarks(landmarks, box=box, image_width=640, image_height=480, margin=rule.margin, size=rule.size)
+
+    assert points.shape == (5, 2)
+    for name, (x, y) in zip(LANDMARK_ORDER, points, strict=True):
+        column, row = int(round(x)), int(round(y))
+        assert crop[row, column].max() > 100, f"{name} is not where the crop shows it"
+
+
+def test_no_landmarks_means_no_self_blending_material() -> None:
+    assert (
+        crop_landmarks({"left_eye": [1, 1]}, box=[0, 0, 10, 10], image_width=20, image_height=20, margin=0.1, size=8)
+        is None
+    )
+
+
+def test_the_mask_covers_the_inner_face_and_leaves_the_border_alone() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mask = inner_face_mask(FACE_LANDMARKS, 128, rng)
+        assert mask.dtype == np.float32 and mask.max() <= 1.0
+        assert mask[70, 64] > 0.5  # the nose
+        assert mask[:4].max() < 0.1 and mask[:, :4].max() < 0.1 and mask[:, -4:].max() < 0.1
+
+
+def test_a_self_blended_crop_changes_inside_the_face_and_not_at_its_edges() -> None:
+    crop = _textured_crop()
+    rng = np.random.default_rng(1)
+    changed_centre = []
+    for _ in range(20):
+        blended = self_blend(crop, FACE_LANDMARKS, rng)
+        assert blended.shape == crop.shape and blended.dtype == np.uint8
+        difference = np.abs(blended.astype(int) - crop.astype(int)).max(axis=2)
+        assert difference[:4].max() <= 2 and difference[:, :4].max() <= 2
+        changed_centre.append(difference[60:80, 54:74].mean())
+    assert np.mean(changed_centre) > 3.0
+
+
+def test_self_blending_is_reproducible_from_its_seed() -> None:
+    crop = _textured_crop()
+    first = self_blend(crop, FACE_LANDMARKS, np.random.default_rng(7))
+    second = self_blend(crop, FACE_LANDMARKS, np.random.default_rng(7))
+    assert np.array_equal(first, second)
