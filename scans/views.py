@@ -48,7 +48,9 @@ STREAMABLE_CONTENT_TYPES = {
     "video/x-msvideo",
 }
 
-TIMING_ORDER = ("decode_s", "detect_s", "model_s", "total_s")
+# Stages in the order they run; `total_s` is the analysis (decode to verdict), before the evidence is drawn.
+TIMING_ORDER = ("decode_s", "detect_s", "crop_s", "model_s", "total_s", "evidence_s")
+TIMING_NAMES = {"total_s": "analysis total", "evidence_s": "evidence (heatmaps)"}
 
 
 def _scan_or_404(request: HttpRequest, scan_id: Any) -> Scan:
@@ -197,7 +199,7 @@ def _frame_rows(frames: list[Any]) -> list[dict[str, Any]]:
 def _timing_rows(timings: dict[str, Any]) -> list[dict[str, Any]]:
     ordered = [key for key in TIMING_ORDER if key in timings] + sorted(k for k in timings if k not in TIMING_ORDER)
     return [
-        {"name": key.removesuffix("_s").replace("_", " "), "seconds": timings[key]}
+        {"name": TIMING_NAMES.get(key, key.removesuffix("_s").replace("_", " ")), "seconds": timings[key]}
         for key in ordered
         if isinstance(timings[key], int | float) and not isinstance(timings[key], bool)
     ]

@@ -294,6 +294,17 @@ def test_detail_shows_verdict_band_faces_boxes_timings_and_models(client, alice)
     assert "data-scan-poll-url" not in page
 
 
+def test_detail_lists_the_stage_timings_in_the_order_they_run(client, alice):
+    timings = {"evidence_s": 0.04, "total_s": 0.3, "model_s": 0.05, "crop_s": 0.01, "detect_s": 0.2, "decode_s": 0.02}
+    scan = make_scan(alice, verdict="fake", fake_probability=0.9, result={**IMAGE_RESULT, "timings": timings})
+    client.force_login(alice)
+    page = client.get(reverse("scans:detail", args=[scan.id])).content.decode()
+
+    names = ["Decode", "Detect", "Crop", "Model", "Analysis total", "Evidence (heatmaps)"]
+    positions = [page.index(f"<dt>{name}</dt>") for name in names]
+    assert positions == sorted(positions)
+
+
 def test_detail_of_a_photo_without_faces_says_so(client, alice):
     result = {**IMAGE_RESULT, "verdict": "no_face", "fake_probability": None, "faces": [], "notes": []}
     scan = make_scan(alice, verdict=Scan.Verdict.NO_FACE, fake_probability=None, result=result)
