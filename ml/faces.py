@@ -68,9 +68,8 @@ class Face:
         }
 
 
-def crop_square(image: np.ndarray, box: Sequence[float], rule: CropRule) -> np.ndarray:
-    """The face square of `image` (H x W x 3 uint8) for `box` (x, y, w, h), resized to `rule.size`."""
-    height, width = image.shape[:2]
+def square_region(height: int, width: int, box: Sequence[float], rule: CropRule) -> tuple[int, int, int]:
+    """Left, top and side of the face square `rule` cuts for `box` (x, y, w, h) from a `height` x `width` image."""
     x, y, box_width, box_height = (float(value) for value in box)
     side = max(box_width, box_height) * (1.0 + 2.0 * rule.margin)
     side = int(round(min(side, height, width)))
@@ -80,6 +79,12 @@ def crop_square(image: np.ndarray, box: Sequence[float], rule: CropRule) -> np.n
     top = int(round(centre_y - side / 2.0))
     left = min(max(left, 0), width - side)
     top = min(max(top, 0), height - side)
+    return left, top, side
+
+
+def crop_square(image: np.ndarray, box: Sequence[float], rule: CropRule) -> np.ndarray:
+    """The face square of `image` (H x W x 3 uint8) for `box` (x, y, w, h), resized to `rule.size`."""
+    left, top, side = square_region(image.shape[0], image.shape[1], box, rule)
     square = image[top : top + side, left : left + side]
     interpolation = cv2.INTER_AREA if side > rule.size else cv2.INTER_LINEAR
     return cv2.resize(square, (rule.size, rule.size), interpolation=interpolation)

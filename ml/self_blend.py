@@ -20,6 +20,8 @@ import math
 import cv2
 import numpy as np
 
+from ml.faces import CropRule, square_region
+
 LANDMARK_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
@@ -35,17 +37,11 @@ def crop_landmarks(
 ) -> np.ndarray | None:
     """The five MTCNN landmarks of an image, mapped into its face crop (5 x 2, crop pixels), or None.
 
-    Mirrors `ml.faces.crop_square`: the same square, side and shift, then the same scale to `size`.
+    The crop is `ml.faces.crop_square`'s: the same square, then the same scale to `size`.
     """
     if any(name not in landmarks for name in LANDMARK_ORDER):
         return None
-    x, y, box_width, box_height = (float(value) for value in box)
-    side = max(box_width, box_height) * (1.0 + 2.0 * margin)
-    side = max(int(round(min(side, image_height, image_width))), 1)
-    left = int(round(x + box_width / 2.0 - side / 2.0))
-    top = int(round(y + box_height / 2.0 - side / 2.0))
-    left = min(max(left, 0), image_width - side)
-    top = min(max(top, 0), image_height - side)
+    left, top, side = square_region(image_height, image_width, box, CropRule(margin=margin, size=size))
     points = np.asarray([landmarks[name] for name in LANDMARK_ORDER], dtype=np.float32)
     return (points - np.asarray([left, top], dtype=np.float32)) * (size / side)
 
