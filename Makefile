@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/unmask
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 DATA ?= ../shared/data
 
-.PHONY: run test lint format bench train worker migrate clean help chromium
+.PHONY: run test lint format bench train worker migrate clean help test-packages
 
 help:
 	@echo "make run    - set up and start web + worker (+ embedded SQLite/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -43,16 +43,20 @@ worker: $(VENV)/.runtime-installed
 migrate: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 
-# The browser test drives Debian's Chromium (no browser download). Installed when missing and we are root;
-# otherwise that one test is skipped and says how to install it.
-chromium:
-	@command -v chromium >/dev/null || { \
+# Debian packages some tests drive for real: Chromium for the browser test (no browser download), nginx for the
+# test of deploy/nginx.conf. Installed when missing and we are root; otherwise those tests skip and say how.
+TEST_PACKAGES := chromium:chromium nginx:nginx-light
+test-packages:
+	@missing=""; for pair in $(TEST_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's chromium for the browser test..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else echo "chromium not found and not root: the browser test will be skipped (sudo apt-get install chromium)"; fi; }
+	    echo "Installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "Not installed and not root:$$missing; the tests that need them will be skipped (sudo apt-get install$$missing)"; fi; \
+	fi
 
-test: $(VENV)/.dev-installed chromium
+test: $(VENV)/.dev-installed test-packages
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \
 	  $(BIN)/python manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \
