@@ -254,7 +254,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # scan_id: the scan whose job wrote the line ("-" outside one), added by scans.log_context.ScanIdFilter.
-    "filters": {"scan_id": {"()": "scans.log_context.ScanIdFilter"}},
+    "filters": {
+        "scan_id": {"()": "scans.log_context.ScanIdFilter"},
+        "rq_housekeeping": {"()": "scans.log_context.RqHousekeepingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s scan=%(scan_id)s %(message)s"},
         "json": {"()": "scans.log_context.JsonFormatter"},
@@ -263,7 +266,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if UNMASK_LOG_FORMAT == "json" else "plain",
-            "filters": ["scan_id"],
+            "filters": ["rq_housekeeping", "scan_id"],
         }
     },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},

@@ -75,6 +75,22 @@ class ScanIdFilter(logging.Filter):
         return True
 
 
+# RQ's own INFO lines for registry housekeeping. ScanWorker runs that housekeeping every 20 s, to find the scans
+# of crashed workers quickly (scans/worker.py), so at INFO these lines would bury the job lines of an idle worker.
+RQ_HOUSEKEEPING_MESSAGES = frozenset(
+    {"Worker %s: cleaning registries for queue: %s", "Worker %s: cleaning group registries"}
+)
+
+
+class RqHousekeepingFilter(logging.Filter):
+    """Drops RQ's routine "cleaning registries" lines unless the root logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "rq.worker" and record.msg in RQ_HOUSEKEEPING_MESSAGES:
+            return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, message, scan_id, extras, exception."""
 

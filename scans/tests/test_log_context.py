@@ -10,7 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from scans.log_context import NO_SCAN, JsonFormatter, ScanIdFilter, scan_log_context, with_scan_log_context
+from scans.log_context import (
+    NO_SCAN,
+    JsonFormatter,
+    RqHousekeepingFilter,
+    ScanIdFilter,
+    scan_log_context,
+    with_scan_log_context,
+)
 from scans.services import ANALYZE_JOB, scan_queue
 from scans.tests.uploads import make_scan_row
 
@@ -95,3 +102,19 @@ def test_the_json_format_is_one_object_per_line_with_the_scan_id():
     assert entry["message"] == "slow decode"
     assert entry["level"] == "WARNING" and entry["logger"] == "scans.jobs"
     assert entry["frames"] == 32
+
+
+def _rq_record(message: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("rq.worker", logging.INFO, __file__, 1, message, args, None)
+
+
+def test_rqs_routine_registry_cleaning_lines_are_dropped_and_job_lines_kept(monkeypatch):
+    housekeeping = RqHousekeepingFilter()
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
+
+    assert not housekeeping.filter(_rq_record("Worker %s: cleaning registries for queue: %s", "w1", "scans"))
+    assert not housekeeping.filter(_rq_record("Worker %s: cleaning group registries", "w1"))
+    assert housekeeping.filter(_rq_record("%s: %s (%s)", "scans", "scans.jobs.analyze_scan('x')", "scan-x"))
+
+    monkeypatch.setattr(logging.getLogger(), "level", logging.DEBUG)
+    assert housekeeping.filter(_rq_record("Worker %s: cleaning group registries", "w1"))
