@@ -7,6 +7,7 @@ Runs, in one process and on the same generated media (`bench.media`, under var/b
   bench.video     video scans per stage and frames analysed, vs the naive baseline, and through a worker
   bench.worker    worker memory with both models, model load time, scans per minute with one and two workers
   bench.accuracy  evaluate_model on val photos and the FF++ videos, fast and naive, beside the speed
+`python -m bench.xla` (not run by default) times face detection with and without XLA (`jit_compile`).
 Each is runnable alone (`python -m bench.image --help`). `--all` also runs the HTTP load test (bench/load.py,
 issue 5), which is skipped by default. With the defaults the whole run takes about ten minutes on 2 CPU cores.
 It needs DATABASE_URL and REDIS_URL (the Makefile points them at the test services).
