@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.xla [--frames 24]
 
 Face detection is nearly all of a scan's time (see `python -m bench`), so it is where XLA would have to help.
-Both variants are `ml.mtcnn_runner.CompiledMTCNN`, differing only in `jit_compile` on the three networks'
-`tf.function`s; each is warmed up, then times detection on
+Both variants are `ml.mtcnn_runner.CompiledMTCNN`, differing only in its `jit_compile` argument; each is warmed
+up, then times detection on
 - consecutive frames of the 10 s 1080p benchmark clip, downscaled to 960 px as a scan does (one frame size:
   the best case for XLA, which compiles once per input shape), and
 - the benchmark photos plus val photos at twelve different sizes (uploads come in every size).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,21 +24,9 @@ from bench.common import median, print_header, table
 
 
 def _detector(*, jit_compile: bool) -> Any:
-    import tensorflow as tf
-
     from ml.mtcnn_runner import CompiledMTCNN
 
-    class Variant(CompiledMTCNN):
-        @staticmethod
-        def _compiled(network: Any, shape: list[int | None]) -> Callable:
-            return tf.function(
-                lambda batch: network(batch, training=False),
-                input_signature=[tf.TensorSpec(shape, tf.float32)],
-                reduce_retracing=True,
-                jit_compile=jit_compile,
-            )
-
-    detector = Variant()
+    detector = CompiledMTCNN(jit_compile=jit_compile)
     detector.warm_up()
     return detector
 

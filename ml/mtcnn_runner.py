@@ -45,16 +45,17 @@ def pyramid_scales(height: int, width: int, *, min_face_size: int, scale_factor:
 class CompiledMTCNN:
     """The three MTCNN networks as compiled graphs, with the package's thresholds and non-maximum suppression."""
 
-    def __init__(self, *, device: str = "CPU:0") -> None:
+    def __init__(self, *, device: str = "CPU:0", jit_compile: bool = False) -> None:
+        """`jit_compile` runs the graphs through XLA; off, because it measured slower (`python -m bench.xla`)."""
         import tensorflow as tf
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         self.device = device
         with tf.device(device):
             pnet, rnet, onet = StagePNet().model, StageRNet().model, StageONet().model
-        self._pnet = self._compiled(pnet, [None, None, None, 3])
-        self._rnet = self._compiled(rnet, [None, 24, 24, 3])
-        self._onet = self._compiled(onet, [None, 48, 48, 3])
+        self._pnet = self._compiled(pnet, [None, None, None, 3], jit_compile=jit_compile)
+        self._rnet = self._compiled(rnet, [None, 24, 24, 3], jit_compile=jit_compile)
+        self._onet = self._compiled(onet, [None, 48, 48, 3], jit_compile=jit_compile)
 
     def warm_up(self) -> None:
         """Trace the three graphs now (a face-free image never reaches RNet and ONet), not in the first scan."""
@@ -63,7 +64,7 @@ class CompiledMTCNN:
         self._onet(np.zeros((1, 48, 48, 3), np.float32))
 
     @staticmethod
-    def _compiled(network: Any, shape: list[int | None]) -> Callable:
+    def _compiled(network: Any, shape: list[int | None], *, jit_compile: bool) -> Callable:
         import tensorflow as tf
 
         # One trace per process: the signature leaves batch (and, for PNet, height and width) open.
@@ -71,6 +72,7 @@ class CompiledMTCNN:
             lambda batch: network(batch, training=False),
             input_signature=[tf.TensorSpec(shape, tf.float32)],
             reduce_retracing=True,
+            jit_compile=jit_compile,
         )
 
     def detect(
