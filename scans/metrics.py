@@ -14,7 +14,6 @@ from collections.abc import Iterable
 
 import django_rq
 import redis
-from django.conf import settings
 from django.db.models import Count, F
 from django.http import HttpResponse
 from rest_framework.permissions import IsAdminUser
@@ -25,7 +24,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.worker import Worker
 
 from scans.models import Scan, WebhookDelivery
-from scans.services import scan_queue_names
+from scans.services import job_queue_names
 from training.models import ModelVersion
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -90,7 +89,7 @@ def _queue_metrics() -> list[MetricFamily]:
     workers = MetricFamily("unmask_workers", "gauge", "RQ workers registered on the queue.")
     # Every queue a job can wait on: scans (images and videos may be routed apart, e.g. videos to GPU workers)
     # and webhooks.
-    queue_names = sorted({*scan_queue_names(), settings.UNMASK_WEBHOOK_QUEUE})
+    queue_names = sorted(job_queue_names())
     try:
         for queue_name in queue_names:
             queue = django_rq.get_queue(queue_name)

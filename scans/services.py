@@ -478,6 +478,12 @@ def scan_queue_names() -> list[str]:
     return list(dict.fromkeys([SCAN_QUEUE, settings.UNMASK_IMAGE_QUEUE, settings.UNMASK_VIDEO_QUEUE]))
 
 
+def job_queue_names() -> list[str]:
+    """Every queue the platform puts jobs on: the scan queues, then webhook deliveries (what a plain
+    `scan_worker` serves, in that priority order, and what the metrics report)."""
+    return list(dict.fromkeys([*scan_queue_names(), settings.UNMASK_WEBHOOK_QUEUE]))
+
+
 def _queue_redis(name: str) -> redis.Redis:
     """Queue `name`'s Redis client, one per process and configuration, so its connection pool is reused.
 

@@ -7,9 +7,8 @@ import pytest
 from django.urls import reverse
 from rq.job import Job
 
-from scans.management.commands.scan_worker import worker_queue_names
 from scans.models import Scan
-from scans.services import SCAN_QUEUE, scan_create, scan_queue, scan_queue_names
+from scans.services import SCAN_QUEUE, job_queue_names, scan_create, scan_queue, scan_queue_names
 from scans.tests.test_metrics_endpoint import METRICS_URL, _parse
 from scans.tests.uploads import avi_bytes, image_bytes, upload
 
@@ -91,8 +90,8 @@ def test_metrics_report_the_video_queue(operator, api_client_for, redis_conn, vi
 def test_a_plain_scan_worker_serves_every_configured_queue_main_queue_first(settings, videos_queue) -> None:
     settings.UNMASK_WEBHOOK_QUEUE = "webhooks"
 
-    assert worker_queue_names() == [SCAN_QUEUE, videos_queue, "webhooks"]
+    assert job_queue_names() == [SCAN_QUEUE, videos_queue, "webhooks"]
 
 
 def test_by_default_a_scan_worker_serves_the_one_scans_queue() -> None:
-    assert worker_queue_names() == [SCAN_QUEUE]
+    assert job_queue_names() == [SCAN_QUEUE]

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from argparse import ArgumentParser
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from scans.services import scan_queue_names
+from scans.services import job_queue_names
 
 WORKER_CLASS = "scans.worker.ScanWorker"
-
-
-def worker_queue_names() -> list[str]:
-    """The scan queues (image, video; "scans" by default) and the webhook queue, main scan queue first.
-
-    RQ serves a worker's queues in the order given, so the main queue's short image jobs are not held up
-    behind a backlog of videos on a worker that serves both.
-    """
-    return list(dict.fromkeys([*scan_queue_names(), settings.UNMASK_WEBHOOK_QUEUE]))
 
 
 class Command(BaseCommand):
@@ -35,7 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="worker name (default: RQ's host.pid)")
 
     def handle(self, *args: object, queues: list[str], burst: bool, name: str | None, **options: object) -> None:
-        queue_names = queues or worker_queue_names()
+        # RQ serves a worker's queues in the order given: the main queue's short image jobs first, so they are
+        # not held up behind a backlog of videos on a worker that serves both.
+        queue_names = queues or job_queue_names()
         self.stdout.write(f"Scan worker serving: {', '.join(queue_names)}")
         extra = {"name": name} if name else {}
         call_command("rqworker", *queue_names, worker_class=WORKER_CLASS, with_scheduler=True, burst=burst, **extra)
