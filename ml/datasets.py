@@ -130,7 +130,7 @@ class FaceCropSet:
     labels: np.ndarray
     sources: list[str]
     missing: list[tuple[str, str]]  # source path, status ("no_face" / "unreadable")
-    landmarks: np.ndarray | None = None
+    landmarks: np.ndarray
 
     def subset(self, keep: np.ndarray) -> FaceCropSet:
         """The crops where boolean `keep` is true."""
@@ -139,7 +139,7 @@ class FaceCropSet:
             labels=self.labels[keep],
             sources=[source for source, kept in zip(self.sources, keep, strict=True) if kept],
             missing=self.missing,
-            landmarks=None if self.landmarks is None else self.landmarks[keep],
+            landmarks=self.landmarks[keep],
         )
 
 

@@ -34,8 +34,8 @@ class ImageTrainingResult:
 def _batches(crops: FaceCropSet, batch_size: int, seed: int, config: AugmentConfig, *, self_blended: bool = False):
     """A Keras PyDataset of freshly augmented, shuffled batches (a new draw every epoch).
 
-    With `self_blended`, `crops` are real faces only: in every batch a random half is replaced by a fresh
-    self-blended copy (label fake), before the same augmentation as the other half.
+    With `self_blended`, `crops` are all unblended faces (label 0): in every batch a random half is replaced
+    by a fresh self-blended copy (label 1), before the same augmentation as the other half.
     """
     import keras
 
@@ -63,29 +63,29 @@ def _batches(crops: FaceCropSet, batch_size: int, seed: int, config: AugmentConf
 
 
 def _half_self_blended(
-    reals: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
+    faces: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The real crops with a random half swapped for self-blended copies; labels 0 (real) and 1 (blended)."""
-    images = reals.copy()
-    labels = np.zeros(len(reals), dtype=np.int32)
-    for position in rng.permutation(len(reals))[: len(reals) // 2]:
-        images[position] = self_blend(reals[position], landmarks[position], rng)
+    """The face crops with a random half swapped for self-blended copies; labels 0 (as is) and 1 (blended)."""
+    images = faces.copy()
+    labels = np.zeros(len(faces), dtype=np.int32)
+    for position in rng.permutation(len(faces))[: len(faces) // 2]:
+        images[position] = self_blend(faces[position], landmarks[position], rng)
         labels[position] = 1
     return images, labels
 
 
-def self_blended_set(reals: FaceCropSet, seed: int) -> FaceCropSet:
+def self_blended_set(faces: FaceCropSet, seed: int) -> FaceCropSet:
     """A fixed evaluation set: every crop once as it is and once self-blended (seeded)."""
     rng = np.random.default_rng(seed)
     blended = np.stack(
-        [self_blend(crop, points, rng) for crop, points in zip(reals.images, reals.landmarks, strict=True)]
+        [self_blend(crop, points, rng) for crop, points in zip(faces.images, faces.landmarks, strict=True)]
     )
     return FaceCropSet(
-        images=np.concatenate([reals.images, blended]),
-        labels=np.concatenate([np.zeros(len(reals.images), np.int32), np.ones(len(blended), np.int32)]),
-        sources=[*reals.sources, *(f"{source} (self-blended)" for source in reals.sources)],
-        missing=reals.missing,
-        landmarks=np.concatenate([reals.landmarks, reals.landmarks]),
+        images=np.concatenate([faces.images, blended]),
+        labels=np.concatenate([np.zeros(len(faces.images), np.int32), np.ones(len(blended), np.int32)]),
+        sources=[*faces.sources, *(f"{source} (self-blended)" for source in faces.sources)],
+        missing=faces.missing,
+        landmarks=np.concatenate([faces.landmarks, faces.landmarks]),
     )
 
 
