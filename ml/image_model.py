@@ -1,8 +1,14 @@
-"""The image model: a small separable-convolution CNN over face crops giving a fake logit and an embedding.
+"""The image model: a CNN over face crops giving a fake logit, an embedding and (v2) a manipulation type.
 
-The network ends in an `embedding` layer (the per-frame features the video model consumes) and a linear
-`logit` layer; probabilities come from Platt scaling of that logit with the scale and bias stored in the
-version's settings, so calibration can change without retraining.
+Every backbone ends in the same head: an `embedding` layer (the per-frame features the video model
+consumes), a linear `logit` layer and, for models trained on labelled sources, a softmax `manipulation`
+layer saying which kind of fake the face most resembles (`MANIPULATION_TYPES`). Probabilities come from
+Platt scaling of the logit with the scale and bias stored in the version's settings, so calibration can
+change without retraining. The verdict comes from that probability alone; the manipulation type is
+evidence beside it.
+
+Backbones are entries of `BACKBONES`, named in a version's settings (`architecture.backbone`), so a new one
+is a new entry rather than a new code path (DeepfakeBench's detector registry).
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from ml.metrics import sigmoid
 
 EMBEDDING_LAYER = "embedding"
 LOGIT_LAYER = "logit"
+MANIPULATION_LAYER = "manipulation"
+# What the second head tells apart, from the source labels training knows: a face pasted into real footage
+# (DFDC, FaceForensics++, Celeb-DF, self-blended faces), a GAN portrait (StyleGAN) or a diffusion portrait.
+MANIPULATION_TYPES = ("face_swap", "gan", "diffusion")
 # Keras' default (0.99) leaves the moving statistics far from the batch statistics after the few hundred
 # steps a CPU run affords, and the model then collapses at inference; 0.9 converges within an epoch.
 BN_MOMENTUM = 0.9
@@ -29,9 +39,11 @@ def build_image_model(
     embedding_dim: int = 128,
     widths: tuple[int, ...] = (48, 96, 160, 256),
     dropout: float = 0.3,
+    manipulation_types: tuple[str, ...] = (),
     seed: int = 0,
 ):
-    """A fresh (untrained) image model: uint8-range RGB crops in, one fake logit out.
+    """A fresh (untrained) separable CNN trained from scratch: uint8-range RGB crops in, a fake logit out
+    (and, with `manipulation_types`, the manipulation-type probabilities as a second output).
 
     A strided stem, then one stage per entry of `widths` (two depthwise-separable convolutions with batch
     norm, then max-pooling except after the last), global average pooling, the embedding layer and the logit.
@@ -54,23 +66,84 @@ def build_image_model(
             features = layers.Activation("relu", name=f"{name}_relu")(features)
         if stage < len(widths) - 1:
             features = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(features)
-    features = layers.GlobalAveragePooling2D(name="pool")(features)
-    features = layers.Dropout(dropout, name="pool_dropout")(features)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
+    return _with_head(inputs, pooled, embedding_dim, dropout, manipulation_types, name="unmask_image")
+
+
+def build_mobilenet_v2_model(
+    *,
+    backbone_weights: str | os.PathLike,
+    input_size: int = 160,
+    embedding_dim: int = 128,
+    dropout: float = 0.3,
+    trainable_from: str | None = "block_6_expand",
+    manipulation_types: tuple[str, ...] = MANIPULATION_TYPES,
+    seed: int = 0,
+):
+    """An ImageNet-pretrained MobileNetV2 (weights from `backbone_weights`, an `include_top=False` file)
+    with the shared head.
+
+    The backbone's layers are inlined into one functional graph (not nested), so Grad-CAM and the feature
+    model can name any of its layers. Its batch-norm layers are frozen, i.e. run with their ImageNet moving
+    statistics in training too: Keras's MobileNetV2 uses momentum 0.999, so statistics re-estimated over the
+    few thousand steps a CPU run affords lag far behind the weights (a measured fine-tune fell from ROC-AUC
+    0.79 to 0.58 with them left training). Layers before `trainable_from` stay frozen as well: the early,
+    high-resolution blocks cost most of the backward pass on a CPU and are generic edge and texture filters.
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="face")
+    # MobileNetV2's own preprocessing (pixels to [-1, 1]), inside the model so callers pass uint8-range crops.
+    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    backbone = keras.applications.MobileNetV2(
+        alpha=1.0, include_top=False, weights=str(backbone_weights), input_tensor=scaled
+    )
+    trainable = trainable_from is None
+    for layer in backbone.layers:
+        if layer.name == trainable_from:
+            trainable = True
+        layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
+    if not trainable:
+        raise ValueError(f"MobileNetV2 has no layer named {trainable_from!r} to train from")
+    features = layers.GlobalAveragePooling2D(name="pool")(backbone.output)
+    return _with_head(inputs, features, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2")
+
+
+def _with_head(inputs, pooled, embedding_dim: int, dropout: float, manipulation_types: tuple[str, ...], *, name: str):
+    """The shared head over pooled backbone features: embedding, fake logit, optional manipulation softmax."""
+    import keras
+    from keras import layers
+
+    features = layers.Dropout(dropout, name="pool_dropout")(pooled)
     embedding = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(features)
     features = layers.Dropout(dropout, name="embedding_dropout")(embedding)
     logit = layers.Dense(1, name=LOGIT_LAYER)(features)
-    return keras.Model(inputs, logit, name="unmask_image")
+    if not manipulation_types:
+        return keras.Model(inputs, logit, name=name)
+    manipulation = layers.Dense(len(manipulation_types), activation="softmax", name=MANIPULATION_LAYER)(features)
+    return keras.Model(inputs, [logit, manipulation], name=name)
+
+
+# Backbones by the name a version's settings give (`architecture.backbone`); each takes the keyword
+# arguments its builder documents.
+BACKBONES = {"separable_cnn": build_image_model, "mobilenet_v2": build_mobilenet_v2_model}
+
+
+def has_manipulation_head(classifier) -> bool:
+    return any(layer.name == MANIPULATION_LAYER for layer in classifier.layers)
 
 
 def feature_model(classifier):
-    """The same weights, answering (embedding, logit) in one call."""
+    """The same weights, answering (embedding, logit) in one call, plus the manipulation-type
+    probabilities when the classifier has that head."""
     import keras
 
-    return keras.Model(
-        classifier.inputs,
-        [classifier.get_layer(EMBEDDING_LAYER).output, classifier.get_layer(LOGIT_LAYER).output],
-        name=f"{classifier.name}_features",
-    )
+    outputs = [classifier.get_layer(EMBEDDING_LAYER).output, classifier.get_layer(LOGIT_LAYER).output]
+    if has_manipulation_head(classifier):
+        outputs.append(classifier.get_layer(MANIPULATION_LAYER).output)
+    return keras.Model(classifier.inputs, outputs, name=f"{classifier.name}_features")
 
 
 def load_keras_model(weights_path: str | os.PathLike):
@@ -92,6 +165,16 @@ class FacePredictions:
     logits: np.ndarray  # (N,)
     probabilities: np.ndarray  # (N,), calibrated
     embeddings: np.ndarray  # (N, D)
+    # (N, len(manipulation_types)) softmax of the manipulation head; None for a model without one (v1).
+    manipulation: np.ndarray | None = None
+
+    def slice(self, start: int, end: int) -> FacePredictions:
+        return FacePredictions(
+            logits=self.logits[start:end],
+            probabilities=self.probabilities[start:end],
+            embeddings=self.embeddings[start:end],
+            manipulation=None if self.manipulation is None else self.manipulation[start:end],
+        )
 
 
 class ImageModel:
@@ -109,6 +192,11 @@ class ImageModel:
         self.calibration_bias = float(calibration.get("bias", 0.0))
         self._features = feature_model(classifier)
         self.embedding_dim = int(self._features.outputs[0].shape[-1])
+        self.manipulation_types: tuple[str, ...] = ()
+        if has_manipulation_head(classifier):
+            self.manipulation_types = tuple(settings.get("manipulation_types") or MANIPULATION_TYPES)
+            if len(self.manipulation_types) != int(self._features.outputs[2].shape[-1]):
+                raise ModelError("the model's manipulation head does not match its settings' manipulation_types")
 
     @classmethod
     def load(cls, weights_path: str | os.PathLike, settings: dict) -> ImageModel:
@@ -124,15 +212,18 @@ class ImageModel:
             return FacePredictions(
                 logits=np.zeros(0), probabilities=np.zeros(0), embeddings=np.zeros((0, self.embedding_dim))
             )
-        embeddings, logits = [], []
+        embeddings, logits, manipulation = [], [], []
         for start in range(0, len(crops), batch_size):
             batch = crops[start : start + batch_size].astype(np.float32)
-            batch_embeddings, batch_logits = self._features([batch], training=False)
-            embeddings.append(np.asarray(batch_embeddings))
-            logits.append(np.asarray(batch_logits).reshape(-1))
+            outputs = self._features([batch], training=False)
+            embeddings.append(np.asarray(outputs[0]))
+            logits.append(np.asarray(outputs[1]).reshape(-1))
+            if self.manipulation_types:
+                manipulation.append(np.asarray(outputs[2]))
         all_logits = np.concatenate(logits).astype(np.float64)
         return FacePredictions(
             logits=all_logits,
             probabilities=self.calibrate(all_logits),
             embeddings=np.concatenate(embeddings).astype(np.float32),
+            manipulation=np.concatenate(manipulation).astype(np.float64) if manipulation else None,
         )

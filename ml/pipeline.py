@@ -281,7 +281,7 @@ class Analyzer:
         person_results = []
         offset = 0
         for track, crops in zip(tracks, track_crops, strict=True):
-            predictions = _slice_predictions(all_predictions, offset, offset + len(crops))
+            predictions = all_predictions.slice(offset, offset + len(crops))
             offset += len(crops)
             person_results.append(self._score_track(track, predictions, frame_numbers, frames_out))
             if min(track.representative().box[2:]) < SMALL_FACE_PX:
@@ -356,11 +356,3 @@ class Analyzer:
             "sequence_probability": None if sequence_probability is None else _rounded(sequence_probability),
             "aggregate_probability": _rounded(aggregate_probability),
         }
-
-
-def _slice_predictions(predictions: FacePredictions, start: int, end: int) -> FacePredictions:
-    return FacePredictions(
-        logits=predictions.logits[start:end],
-        probabilities=predictions.probabilities[start:end],
-        embeddings=predictions.embeddings[start:end],
-    )

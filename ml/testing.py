@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ml.faces import CropRule
+from ml.image_model import MANIPULATION_TYPES
 from ml.pipeline import ModelSpec
 
 TINY_CROP_RULE = CropRule(margin=0.15, size=48)
@@ -16,6 +17,7 @@ def tiny_image_settings() -> dict:
         "crop_rule": TINY_CROP_RULE.to_dict(),
         "input_size": TINY_CROP_RULE.size,
         "embedding_dim": 8,
+        "manipulation_types": list(MANIPULATION_TYPES),
         "calibration": {"method": "platt", "scale": 1.0, "bias": 0.0, "fitted_on": "none (untrained test model)"},
         "detector": {"detect_max_side": 640, "min_confidence": 0.9, "min_face_size": 20},
         "threshold": 0.5,
@@ -52,7 +54,9 @@ def build_tiny_models(directory: Path) -> tuple[ModelSpec, ModelSpec]:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    classifier = build_image_model(input_size=TINY_CROP_RULE.size, embedding_dim=8, widths=(4, 8), seed=0)
+    classifier = build_image_model(
+        input_size=TINY_CROP_RULE.size, embedding_dim=8, widths=(4, 8), manipulation_types=MANIPULATION_TYPES, seed=0
+    )
     image_path = directory / "tiny_image.keras"
     classifier.save(image_path)
     feature_dim = sequence_features([[0.0] * 8], [0.0]).shape[1]

@@ -62,9 +62,10 @@ def bundle_video_model(frame_encoder, sequence_head):
     frame_encoder = keras.Model(frame_encoder.inputs, frame_encoder.outputs, name=FRAME_ENCODER)
     face_input = keras.Input(shape=frame_encoder.inputs[0].shape[1:], name="face")
     sequence_input = keras.Input(shape=sequence_head.inputs[0].shape[1:], name="sequence")
-    embedding, frame_logit = frame_encoder(face_input)
+    # embedding, frame logit[, manipulation-type probabilities]
+    frame_outputs = list(frame_encoder(face_input))
     sequence_logit = sequence_head(sequence_input)
-    return keras.Model([face_input, sequence_input], [embedding, frame_logit, sequence_logit], name="unmask_video")
+    return keras.Model([face_input, sequence_input], [*frame_outputs, sequence_logit], name="unmask_video")
 
 
 def trimmed_mean(values: np.ndarray, trim: float) -> float:
@@ -137,9 +138,9 @@ class VideoModel:
         embeddings, logits = [], []
         for start in range(0, len(crops), batch_size):
             batch = crops[start : start + batch_size].astype(np.float32)
-            batch_embeddings, batch_logits = self.frame_encoder([batch], training=False)
-            embeddings.append(np.asarray(batch_embeddings))
-            logits.append(np.asarray(batch_logits).reshape(-1))
+            outputs = self.frame_encoder([batch], training=False)
+            embeddings.append(np.asarray(outputs[0]))
+            logits.append(np.asarray(outputs[1]).reshape(-1))
         all_logits = np.concatenate(logits).astype(np.float64)
         return FacePredictions(
             logits=all_logits,
