@@ -177,6 +177,8 @@ SPECTACULAR_SETTINGS = {
 # --- Unmask ---------------------------------------------------------------------------------------
 # Real media for tests, training and evaluation (read-only; never copied into the project).
 UNMASK_DATA_DIR = Path(env("UNMASK_DATA_DIR", str(BASE_DIR.parent / "shared" / "data")))
+# Pretrained backbones for training (the ImageNet MobileNetV2 the image model is fine-tuned from).
+UNMASK_WEIGHTS_DIR = Path(env("UNMASK_WEIGHTS_DIR", str(BASE_DIR.parent / "shared" / "weights")))
 UNMASK_MAX_IMAGE_BYTES = envint("UNMASK_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
 UNMASK_MAX_VIDEO_BYTES = envint("UNMASK_MAX_VIDEO_BYTES", 200 * 1024 * 1024)
 UNMASK_MAX_IMAGE_PIXELS = envint("UNMASK_MAX_IMAGE_PIXELS", 40_000_000)

@@ -131,24 +131,32 @@ def binary_report(labels: np.ndarray, probabilities: np.ndarray, threshold: floa
     }
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, *, iterations: int = 200) -> tuple[float, float]:
-    """Platt scaling p = sigmoid(scale * logit + bias), fitted by Newton's method on the log-loss.
+def fit_platt(
+    logits: np.ndarray, labels: np.ndarray, *, weights: np.ndarray | None = None, iterations: int = 200
+) -> tuple[float, float]:
+    """Platt scaling p = sigmoid(scale * logit + bias), fitted by Newton's method on the (weighted) log-loss.
 
     Targets are smoothed as Platt proposed ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) so that a perfectly
-    separable calibration set does not drive the scale to infinity.
+    separable calibration set does not drive the scale to infinity. `weights` (one per example) let every
+    data source count equally however many examples it has.
     """
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
-    positives, negatives = labels.sum(), len(labels) - labels.sum()
+    weights = np.ones_like(logits) if weights is None else np.asarray(weights, dtype=np.float64)
+    weights = weights * (len(weights) / max(weights.sum(), 1e-12))
+    positives, negatives = float((weights * labels).sum()), float((weights * (1.0 - labels)).sum())
     targets = np.where(labels > 0.5, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
     scale, bias = 1.0, 0.0
     for _ in range(iterations):
         probabilities = sigmoid(scale * logits + bias)
-        residual = probabilities - targets
+        residual = weights * (probabilities - targets)
         gradient = np.array([np.sum(residual * logits), np.sum(residual)])
-        weight = probabilities * (1.0 - probabilities) + 1e-12
+        curvature = weights * probabilities * (1.0 - probabilities) + 1e-12
         hessian = np.array(
-            [[np.sum(weight * logits * logits), np.sum(weight * logits)], [np.sum(weight * logits), np.sum(weight)]]
+            [
+                [np.sum(curvature * logits * logits), np.sum(curvature * logits)],
+                [np.sum(curvature * logits), np.sum(curvature)],
+            ]
         )
         hessian += np.eye(2) * 1e-9
         step = np.linalg.solve(hessian, gradient)
@@ -179,6 +187,47 @@ def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return round(best, 4)
 
 
+def choose_threshold_capped(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    groups: np.ndarray,
+    *,
+    max_false_positive_rate: float = 0.05,
+) -> float:
+    """The cut that maximises balanced accuracy averaged over `groups` (data sources), among the cuts that
+    flag at most `max_false_positive_rate` of the real examples of *every* group.
+
+    A real face called fake is the error that costs a newsroom most, and one real source with a high
+    false-positive rate is a whole kind of photo the platform cannot be trusted on; averaging per group keeps
+    a large source from outvoting a small one. Groups with no real (or no fake) example only count for the
+    rate they have. Ties: the cut nearest 0.5.
+    """
+    labels = np.asarray(labels).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    groups = np.asarray(groups)
+    names = sorted(set(groups.tolist()))
+    candidates = np.unique(np.r_[probabilities, 0.5, 1.0])
+    best, best_key = 1.0, (-1.0, 0.0)
+    for candidate in candidates:
+        predicted = probabilities >= candidate
+        rates, within_cap = [], True
+        for name in names:
+            members = groups == name
+            reals, fakes = members & ~labels, members & labels
+            if reals.any():
+                false_positive_rate = (predicted & reals).sum() / reals.sum()
+                within_cap &= bool(false_positive_rate <= max_false_positive_rate + 1e-12)
+                rates.append(1.0 - false_positive_rate)
+            if fakes.any():
+                rates.append((predicted & fakes).sum() / fakes.sum())
+        if not within_cap:
+            continue
+        key = (float(np.mean(rates)), -abs(float(candidate) - 0.5))
+        if key > best_key:
+            best, best_key = float(candidate), key
+    return round(best, 4)
+
+
 def choose_uncertain_band(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -201,11 +250,12 @@ def choose_uncertain_band(
     for half_width in np.linspace(0.0, 0.5, 101):
         low = min(low_limit, threshold - half_width)
         high = max(high_limit, threshold + half_width)
-        low, high = max(low, widest[0]), min(high, widest[1])
+        # The band always contains the threshold, even one outside `widest` (a cut capped for false positives).
+        low, high = min(max(low, widest[0]), threshold), max(min(high, widest[1]), threshold)
         firm = (probabilities <= low) | (probabilities >= high)
         if not firm.any():
             break
         correct = (probabilities[firm] >= threshold) == labels[firm]
         if correct.mean() >= target_accuracy or (low <= widest[0] and high >= widest[1]):
             return round(float(low), 4), round(float(high), 4)
-    return widest
+    return min(widest[0], threshold), max(widest[1], threshold)

@@ -15,119 +15,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ml.datasets import VIDEO_SUFFIXES, labelled_files
+from ml.datasets import VideoFaces, cache_video_faces
 from ml.faces import (
-    CropRule,
-    FaceDetector,
-    crop_square,
     evenly_spaced_indices,
-    iter_video_frames,
-    probe_video,
-    track_faces,
 )
 from ml.image_model import ImageModel, feature_model
 from ml.metrics import binary_report, choose_threshold, choose_uncertain_band, fit_platt, log_loss, sigmoid
 from ml.video_model import VideoModel, build_sequence_head, bundle_video_model, sequence_features
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class VideoFaces:
-    """The main person's face crops of one labelled video, in time order."""
-
-    name: str
-    label: int
-    group: str
-    frame_indices: np.ndarray
-    crops: np.ndarray
-    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    logits: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def video_group(path: Path) -> str:
-    """Which source footage a training video comes from (videos of one group are held out together).
-
-    FF++: a real `ffpp_519` and its fakes `ffpp_<method>_519_<donor>` share group `ffpp:519`.
-    Celeb-DF: clips whose name starts with the same person id (`id35_0003`, `id35_id16_0007`) share a group.
-    """
-    stem = path.stem
-    match = re.fullmatch(r"ffpp_(?:[a-z0-9]+_)?(\d+)(?:_\d+)?", stem)
-    if match:
-        return f"ffpp:{match.group(1)}"
-    return f"{path.parent.parent.name}:{stem.split('_')[0]}"
-
-
-def extract_video_faces(
-    path: Path, *, detector: FaceDetector, rule: CropRule, max_frames: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frame numbers and crops of the longest face track over `max_frames` evenly spaced frames."""
-    info = probe_video(path)
-    wanted = evenly_spaced_indices(info.frame_count, max_frames)
-    frame_numbers, faces_per_frame, frames_crops = [], [], []
-    for frame_number, frame in iter_video_frames(path, wanted):
-        faces = detector.detect(frame)
-        frame_numbers.append(frame_number)
-        faces_per_frame.append(faces)
-        frames_crops.append([crop_square(frame, face.box, rule) for face in faces])
-    tracks = track_faces(faces_per_frame)
-    if not tracks:
-        return np.zeros(0, dtype=np.int32), np.zeros((0, rule.size, rule.size, 3), dtype=np.uint8)
-    main = tracks[0]
-    crops = [
-        frames_crops[position][faces_per_frame[position].index(face)]
-        for position, face in zip(main.frame_positions, main.faces, strict=True)
-    ]
-    indices = [frame_numbers[position] for position in main.frame_positions]
-    return np.asarray(indices, dtype=np.int32), np.stack(crops)
-
-
-def cache_video_faces(
-    data_dirs: list[Path],
-    cache_dir: Path,
-    *,
-    rule: CropRule,
-    max_frames: int = 160,
-    progress: Progress | None = None,
-) -> list[VideoFaces]:
-    """Main-track crops of every video under each `data_dir/{real,fake}`, cached as one .npz per video."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    detector: FaceDetector | None = None
-    videos = []
-    for data_dir in data_dirs:
-        for path, label in labelled_files(data_dir, VIDEO_SUFFIXES):
-            stat = path.stat()
-            key = f"{path.parent.parent.name}-{path.parent.name}-{path.stem}"
-            cache_path = cache_dir / f"{key}.npz"
-            signature = json.dumps([stat.st_size, int(stat.st_mtime), rule.to_dict(), max_frames])
-            cached = None
-            if cache_path.is_file():
-                cached = np.load(cache_path, allow_pickle=False)
-                if str(cached["signature"]) != signature:
-                    cached = None
-            if cached is None:
-                started = time.monotonic()
-                detector = detector or FaceDetector()
-                indices, crops = extract_video_faces(path, detector=detector, rule=rule, max_frames=max_frames)
-                np.savez_compressed(cache_path, signature=np.asarray(signature), indices=indices, crops=crops)
-                if progress:
-                    progress(
-                        f"faces of {path.name}: {len(indices)} frames tracked ({time.monotonic() - started:.0f} s)"
-                    )
-            else:
-                indices, crops = cached["indices"], cached["crops"]
-            videos.append(
-                VideoFaces(name=path.name, label=label, group=video_group(path), frame_indices=indices, crops=crops)
-            )
-    return videos
 
 
 def scan_like_positions(length: int, frames: int) -> np.ndarray:

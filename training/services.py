@@ -83,7 +83,8 @@ def model_version_record_evaluation(*, model_version: ModelVersion, evaluation: 
     """
     locked = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     summary = {key: value for key, value in evaluation.items() if key != "files"}
-    locked.metrics = {**(locked.metrics or {}), evaluation_metrics_key(evaluation["data"]): summary}
+    key = evaluation_metrics_key(evaluation.get("name") or evaluation["data"])
+    locked.metrics = {**(locked.metrics or {}), key: summary}
     locked.save(update_fields=["metrics"])
     return locked
 

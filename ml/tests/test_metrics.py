@@ -8,6 +8,7 @@ import pytest
 from ml.metrics import (
     binary_report,
     choose_threshold,
+    choose_threshold_capped,
     choose_uncertain_band,
     expected_calibration_error,
     fit_platt,
@@ -56,3 +57,34 @@ def test_threshold_and_band_separate_the_classes() -> None:
     low, high = choose_uncertain_band(labels, probabilities, threshold)
     assert low <= threshold <= high
     assert (low, high) == (0.35, 0.65)
+
+
+def test_weighted_platt_lets_a_small_source_count_as_much_as_a_large_one() -> None:
+    rng = np.random.default_rng(1)
+    # A large source whose logits are over-confident by 2x and a small one whose logits are right.
+    large = rng.normal(0, 4, 4000)
+    large_labels = (rng.random(4000) < sigmoid(0.5 * large)).astype(int)
+    small = rng.normal(0, 2, 200)
+    small_labels = (rng.random(200) < sigmoid(small)).astype(int)
+    logits, labels = np.r_[large, small], np.r_[large_labels, small_labels]
+    unweighted, _ = fit_platt(logits, labels)
+    weights = np.r_[np.full(4000, 1 / 4000), np.full(200, 1 / 200)]
+    weighted, _ = fit_platt(logits, labels, weights=weights)
+    assert unweighted == pytest.approx(0.5, abs=0.08)
+    assert weighted > unweighted + 0.1
+
+
+def test_the_capped_threshold_keeps_every_real_source_under_the_false_positive_cap() -> None:
+    # Source "b" has real faces that look fake: a plain balanced-accuracy cut would flag a fifth of them.
+    labels = np.array([0] * 100 + [1] * 100 + [0] * 100 + [1] * 100)
+    groups = np.array(["a"] * 200 + ["b"] * 200)
+    probabilities = np.r_[
+        np.linspace(0.0, 0.4, 100), np.linspace(0.6, 1.0, 100), np.linspace(0.0, 0.7, 100), np.linspace(0.65, 1.0, 100)
+    ]
+    plain = choose_threshold(labels, probabilities)
+    capped = choose_threshold_capped(labels, probabilities, groups, max_false_positive_rate=0.05)
+    b_reals = probabilities[(groups == "b") & (labels == 0)]
+    assert (b_reals >= plain).mean() > 0.05
+    assert (b_reals >= capped).mean() <= 0.05
+    a_reals = probabilities[(groups == "a") & (labels == 0)]
+    assert (a_reals >= capped).mean() <= 0.05

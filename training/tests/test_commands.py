@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -226,7 +227,13 @@ def test_video_training_reports_held_out_videos(tiny_run: dict[str, Path], data_
     )
     saved = json.loads((run / "metrics.json").read_text())
     assert len(saved["per_video"]) == 4
-    assert {row["group"] for row in saved["per_video"]} == {"clips:00279", "clips:id21", "clips:id0", "clips:id10"}
+    # Groups are the people a clip shows (ml.sources.video_groups), named by identity whatever the folder.
+    assert {row["group"] for row in saved["per_video"]} == {
+        "celebdf-youtube:00279",
+        "celebdf:id21",
+        "celebdf:id0",
+        "celebdf:id10",
+    }
     assert (run / "video_model.keras").is_file() and (run / "roc.png").is_file()
     assert "held-out" in output
 
@@ -246,3 +253,171 @@ def test_reencode_images_makes_one_size_and_quality(tiny_run: dict[str, Path], t
     copies = sorted((tmp_path / "copy").rglob("*.jpg"))
     assert len(copies) == 8
     assert {Image.open(path).size for path in copies} == {(64, 64)}
+
+
+@pytest.fixture(scope="module")
+def tiny_sources(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A miniature shared data folder (a few files of two image sources and four Celeb-DF clips), cropped."""
+    root = tmp_path_factory.mktemp("sources")
+    data = root / "data"
+    _copy_labelled(data_dir / "images" / "sdfd-ffhq", data / "images" / "sdfd-ffhq", per_class=12)
+    dfdc = _copy_labelled(data_dir / "images" / "dfdc-faces", data / "images" / "dfdc-faces", per_class=20)
+    kept = {f"{path.parent.name}/{path.name}" for path in dfdc.rglob("*.jpg")}
+    metadata = (data_dir / "images" / "dfdc-faces" / "metadata.csv").read_text().splitlines()
+    (dfdc / "metadata.csv").write_text(
+        "\n".join([metadata[0], *(line for line in metadata[1:] if line.split(",")[0] in kept)]) + "\n"
+    )
+    _copy_labelled(data_dir / "videos" / "celebdf", data / "videos" / "celebdf", per_class=2)
+    cache = root / "cache"
+    output = _run(
+        "prepare_training_data",
+        "--data",
+        str(data),
+        "--out",
+        str(cache),
+        "--sources",
+        "sdfd-ffhq,dfdc-faces,celebdf",
+        "--size",
+        "48",
+        "--max-frames",
+        "6",
+    )
+    assert "videos: 4 videos" in output
+    return {"root": root, "data": data, "cache": cache}
+
+
+@pytest.mark.django_db
+def test_training_on_every_source_calibrates_on_all_and_cross_fits_the_video_frames(
+    tiny_sources: dict[str, Path],
+) -> None:
+    run = tiny_sources["root"] / "run-v2"
+    output = _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--video-sources",
+        "celebdf",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        "--backbone",
+        "separable_cnn",
+        "--widths",
+        "4,8",
+        "--embedding-dim",
+        "8",
+        "--input-size",
+        "48",
+        "--batch-size",
+        "8",
+        "--stage1-steps",
+        "2",
+        "--stage2-steps",
+        "1",
+        "--out",
+        str(run),
+        "--model-version",
+        "2.0.0-test",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    settings = saved["settings"]
+    assert settings["architecture"]["backbone"] == "separable_cnn"
+    assert settings["manipulation_types"] == ["face_swap", "gan", "diffusion"]
+    assert (
+        "sdfd-ffhq" in settings["calibration"]["fitted_on"]
+        and "out-of-fold frames" in settings["calibration"]["fitted_on"]
+    )
+    assert settings["uncertain_low"] <= settings["threshold"] <= settings["uncertain_high"]
+    # One stage-2 run per fold of video groups, then one on every video; every frame scored out of fold.
+    assert [name for name in saved["metrics"]["curves"] if name.startswith("stage 2")][-1] == "stage 2, every video"
+    oof = np.load(run / "video_frames_oof.npz")
+    assert len(oof["logits"]) == 4 * 6 and np.isfinite(oof["logits"]).all()
+    assert set(oof["folds"]) == {f"fold{number}" for number in range(4)}
+    assert set(saved["metrics"]["held_out"]["test_auc"]) == {"sdfd-ffhq", "dfdc-faces"}
+    version = ModelVersion.objects.get(name="unmask-image", version="2.0.0-test")
+    assert version.settings["threshold"] == settings["threshold"] and not version.is_active
+    assert "model version" in output
+
+
+@pytest.mark.django_db
+def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_registered(
+    tiny_sources: dict[str, Path],
+) -> None:
+    run = tiny_sources["root"] / "run-loso"
+    _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--leave-out",
+        "sdfd-ffhq",
+        "--video-sources",
+        "",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        "--backbone",
+        "separable_cnn",
+        "--widths",
+        "4,8",
+        "--embedding-dim",
+        "8",
+        "--input-size",
+        "48",
+        "--batch-size",
+        "8",
+        "--stage1-steps",
+        "1",
+        "--out",
+        str(run),
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["metrics"]["config"]["leave_out"] == "sdfd-ffhq"
+    assert "sdfd-ffhq" not in saved["settings"]["calibration"]["fitted_on"]
+    assert "sdfd-ffhq" in saved["metrics"]["held_out"]["test_auc"]
+    assert not (run / "registered.json").exists() and not ModelVersion.objects.exists()
+
+
+def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources: dict[str, Path]) -> None:
+    from django.conf import settings as django_settings
+
+    weights = Path(django_settings.UNMASK_WEIGHTS_DIR) / "mobilenet_v2_1.0_224_no_top.h5"
+    if not weights.is_file():
+        pytest.skip(f"pretrained weights not available: {weights} is missing (UNMASK_WEIGHTS_DIR)")
+    import keras
+
+    from ml.image_model import build_mobilenet_v2_model
+
+    classifier = build_mobilenet_v2_model(backbone_weights=weights, input_size=48, embedding_dim=8)
+    norms = [layer for layer in classifier.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    assert not classifier.get_layer("block_5_project").trainable and classifier.get_layer("block_6_expand").trainable
+    run = tiny_sources["root"] / "run-mnv2"
+    _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--video-sources",
+        "",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        "--input-size",
+        "48",
+        "--embedding-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "--stage1-steps",
+        "1",
+        "--backbone-weights",
+        str(weights),
+        "--out",
+        str(run),
+        "--no-register",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["settings"]["architecture"] == {"backbone": "mobilenet_v2", "trainable_from": "block_6_expand"}
+    assert (run / "image_model.keras").stat().st_size > 5_000_000

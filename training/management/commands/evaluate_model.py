@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -34,6 +33,14 @@ class Command(BaseCommand):
             "--version", dest="model_version", default=None, help="registered version, e.g. 1.0.0 (default: active)"
         )
         source.add_argument("--run", type=Path, default=None, help="an unregistered training run folder instead")
+        parser.add_argument(
+            "--source",
+            default=None,
+            help="with --split: the ml/sources.py source DATA is (e.g. dfdc-faces), to score one of its splits only",
+        )
+        parser.add_argument(
+            "--split", default=None, choices=["train", "calibration", "test"], help="score only this split of --source"
+        )
         parser.add_argument("--image-version", default=None, help="image model used beside a video model")
         parser.add_argument("--frames", type=int, default=32, help="frames sampled per video (default 32)")
         parser.add_argument("--json", action="store_true", help="print one JSON object only")
@@ -47,10 +54,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from ml.datasets import IMAGE_SUFFIXES, VIDEO_SUFFIXES, labelled_files
-        from ml.errors import MediaError
-        from ml.metrics import binary_report
         from ml.pipeline import Analyzer
         from ml.runtime import configure_tensorflow
+        from training.evaluation import evaluate_files
 
         kind = options["kind"]
         as_json = options["json"]
@@ -58,58 +64,23 @@ class Command(BaseCommand):
             raise CommandError("--record stores figures on a registered version: use --version, not --run")
         # Keep stdout for the JSON object alone: anything a library prints goes to stderr.
         chatter = sys.stderr if as_json else self.stdout
+        data_dir: Path = options["data"]
+        name = data_dir.name
         try:
-            files = labelled_files(options["data"], IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES)
-        except FileNotFoundError as exc:
+            if options["split"]:
+                files = self._split_files(options)
+                name = f"{options['source']}:{options['split']}"
+            else:
+                files = labelled_files(data_dir, IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES)
+        except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         configure_tensorflow(options["threads"])
         image_spec, video_spec = self._specs(kind, options)
-        started = time.monotonic()
         with contextlib.redirect_stdout(sys.stderr):
             analyzer = Analyzer(image_spec, video_spec, video_frames=options["frames"])
             printer = ProgressPrinter(chatter, label=f"evaluate {kind}")
-            per_file = []
-            for number, (path, label) in enumerate(files, start=1):
-                entry = {"path": str(path.relative_to(options["data"])), "label": "fake" if label else "real"}
-                try:
-                    result = analyzer.analyze_image(path) if kind == "image" else analyzer.analyze_video(path)
-                except MediaError as exc:
-                    entry.update(fake_probability=None, verdict=None, error=str(exc))
-                else:
-                    entry.update(fake_probability=result["fake_probability"], verdict=result["verdict"])
-                    entry["faces"] = len(result["faces"])
-                    entry["error"] = "no face found" if result["verdict"] == "no_face" else None
-                per_file.append(entry)
-                printer.update(number, len(files))
-        scored = [entry for entry in per_file if entry["error"] is None]
-        errors = [entry for entry in per_file if entry["error"] is not None]
-        labels = [1 if entry["label"] == "fake" else 0 for entry in scored]
-        probabilities = [entry["fake_probability"] for entry in scored]
-        decision = analyzer.video_decision if kind == "video" else analyzer.image_decision
-        report = binary_report(labels, probabilities, decision.threshold) if scored else {"n": 0}
-        summary = {
-            "n": report["n"],
-            "auc": report.get("auc"),
-            "accuracy": report.get("accuracy"),
-            "precision": report.get("precision"),
-            "recall": report.get("recall"),
-            "f1": report.get("f1"),
-            "log_loss": report.get("log_loss"),
-            "ece": report.get("ece"),
-            "n_files": len(per_file),
-            "n_errors": len(errors),
-            "threshold": decision.threshold,
-            "uncertain_band": [decision.uncertain_low, decision.uncertain_high],
-            "uncertain_fraction": round(sum(entry["verdict"] == "uncertain" for entry in scored) / len(scored), 6)
-            if scored
-            else None,
-            "confusion": report.get("confusion"),
-            "model": analyzer.labels[kind],
-            "kind": kind,
-            "data": str(options["data"]),
-            "seconds": round(time.monotonic() - started, 1),
-            "files": per_file,
-        }
+            summary = evaluate_files(analyzer, files, kind=kind, root=data_dir, name=name, progress=printer.update)
+        errors = [entry for entry in summary["files"] if entry["error"] is not None]
         if options["record"]:
             self._record(kind, options["model_version"], summary, chatter)
         if as_json:
@@ -124,6 +95,20 @@ class Command(BaseCommand):
         )
         for entry in errors:
             self.stdout.write(f"  error: {entry['path']}: {entry['error']}")
+
+    def _split_files(self, options: dict):
+        from ml.sources import SOURCES, split_files
+
+        source = SOURCES.get(options["source"] or "")
+        if source is None:
+            raise CommandError(f"--split needs --source, one of {', '.join(SOURCES)}")
+        # Splits are defined on the shared data folder (DFDC's source videos come from its metadata.csv).
+        data_root = Path(options["data"])
+        for _ in source.path.split("/"):
+            data_root = data_root.parent
+        if source.folder(data_root) != Path(options["data"]):
+            raise CommandError(f"--data must be the {source.name} folder itself ({source.path} under the data folder)")
+        return split_files(source, data_root, options["split"])
 
     def _record(self, kind: str, version: str | None, summary: dict, chatter) -> None:
         from training.model_specs import find_version

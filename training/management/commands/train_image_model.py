@@ -12,9 +12,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 class Command(BaseCommand):
     help = (
-        "Train the image model on face crops made by prepare_faces (train and val caches), calibrate it and "
-        "choose its threshold and uncertain band on val, save weights + metrics.json + plots under --out and "
-        "register a ModelVersion (--activate makes it the active image model)."
+        "Train the image model. With --sources (the v2 recipe, ml/train_sources.py): an ImageNet-pretrained "
+        "backbone fine-tuned on a balanced mixture of every named source and self-blended faces, then on video "
+        "frames in cross-fitted folds, calibrated and thresholded on held-out data of all sources together; "
+        "crops come from prepare_training_data. Without it (the v1 recipe): one source's train and val caches "
+        "from prepare_faces. Saves weights + metrics.json + plots under --out and registers a ModelVersion "
+        "(--activate makes it the active image model)."
     )
     requires_system_checks: list[str] = []
 
@@ -39,6 +42,42 @@ class Command(BaseCommand):
             "copies of it (ml/self_blend.py). It is saved, never registered as an image model: pass the run "
             "folder to train_video_model --image-run",
         )
+        recipe = parser.add_argument_group("v2 recipe: every source at once (ml/train_sources.py)")
+        recipe.add_argument(
+            "--sources",
+            default=None,
+            help="comma-separated image sources of ml/sources.py to train on, e.g. "
+            "stylegan-celeba,sdfd-ffhq,dfdc-faces (selects the v2 recipe)",
+        )
+        recipe.add_argument(
+            "--video-sources",
+            default="ffpp,celebdf,celebdf-full",
+            help="video sources for stage 2 ('' for none; default ffpp,celebdf,celebdf-full)",
+        )
+        recipe.add_argument("--leave-out", default=None, help="a source kept out of training, reported as unseen")
+        recipe.add_argument(
+            "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
+        )
+        recipe.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
+        recipe.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "separable_cnn"])
+        recipe.add_argument(
+            "--backbone-weights",
+            type=Path,
+            default=Path(django_settings.UNMASK_WEIGHTS_DIR) / "mobilenet_v2_1.0_224_no_top.h5",
+            help="ImageNet weights of the MobileNetV2 backbone",
+        )
+        recipe.add_argument(
+            "--trainable-from",
+            default="block_6_expand",
+            help="first MobileNetV2 layer to fine-tune ('all' for every layer; batch norm always stays frozen)",
+        )
+        recipe.add_argument("--input-size", type=int, default=160, help="crop side in pixels (default 160)")
+        recipe.add_argument("--stage1-steps", type=int, default=3000)
+        recipe.add_argument("--stage2-steps", type=int, default=500)
+        recipe.add_argument("--stage1-learning-rate", type=float, default=3e-4)
+        recipe.add_argument("--stage2-learning-rate", type=float, default=1e-4)
+        recipe.add_argument("--no-self-blended", action="store_true", help="no self-blended stream")
+        recipe.add_argument("--no-cross-fit", action="store_true", help="skip the per-fold video stage 2 runs")
         parser.add_argument("--name", default="unmask-image", help="model name to register")
         parser.add_argument("--model-version", default=None, help="version to register (default: the run's timestamp)")
         parser.add_argument("--no-register", action="store_true", help="train and save only")
@@ -46,8 +85,106 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = automatic)")
 
     def handle(self, *args, **options) -> None:
-        from ml.plots import save_evaluation_plots
         from ml.runtime import configure_tensorflow
+
+        configure_tensorflow(options["threads"])
+        if options["sources"] is not None:
+            self._train_on_sources(options)
+            return
+        self._train_on_one_source(options)
+
+    def _train_on_sources(self, options: dict) -> None:
+        from ml.plots import save_evaluation_plots
+        from ml.sources import SOURCES
+        from ml.train_sources import SourceTrainingConfig, train_image_on_sources
+
+        sources = tuple(name for name in options["sources"].split(",") if name)
+        video_sources = tuple(name for name in options["video_sources"].split(",") if name)
+        unknown = sorted(set(sources + video_sources) - set(SOURCES))
+        if unknown or not sources:
+            raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
+        if options["self_blended"]:
+            raise CommandError("--self-blended is the v1 face-swap encoder; the v2 recipe self-blends on its own")
+        backbone_options = {}
+        if options["backbone"] == "mobilenet_v2":
+            trainable_from = options["trainable_from"]
+            backbone_options["trainable_from"] = None if trainable_from == "all" else trainable_from
+        else:
+            backbone_options["widths"] = tuple(int(width) for width in options["widths"].split(","))
+        config = SourceTrainingConfig(
+            backbone=options["backbone"],
+            backbone_options=backbone_options,
+            input_size=options["input_size"],
+            embedding_dim=options["embedding_dim"],
+            batch_size=options["batch_size"],
+            stage1_steps=options["stage1_steps"],
+            stage1_learning_rate=options["stage1_learning_rate"],
+            stage2_steps=options["stage2_steps"],
+            stage2_learning_rate=options["stage2_learning_rate"],
+            sources=sources,
+            video_sources=video_sources,
+            self_blended=not options["no_self_blended"],
+            cross_fit=not options["no_cross_fit"],
+            seed=options["seed"],
+        )
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        out_dir: Path = options["out"] or Path(django_settings.VAR_DIR) / "ml" / "runs" / f"image-{stamp}"
+        try:
+            result = train_image_on_sources(
+                cache_root=options["cache"],
+                data_dir=options["data"],
+                out_dir=out_dir,
+                config=config,
+                backbone_weights=options["backbone_weights"] if options["backbone"] == "mobilenet_v2" else None,
+                leave_out=options["leave_out"],
+                progress=self._say,
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        save_evaluation_plots(
+            out_dir,
+            result.calibration_labels,
+            result.calibration_probabilities,
+            result.settings["threshold"],
+            title="image model, calibration data of all sources",
+        )
+        settings = result.settings
+        self.stdout.write(
+            f"threshold {settings['threshold']}, band [{settings['uncertain_low']}, {settings['uncertain_high']}], "
+            f"held out: {json.dumps(result.metrics['held_out'])} ({result.seconds:.0f} s); saved {out_dir}"
+        )
+        if options["no_register"] or options["leave_out"]:
+            return
+        notes = (
+            f"Trained by train_image_model --sources {','.join(sources)} (video stage: "
+            f"{','.join(video_sources) or 'none'}), {config.backbone} at {config.input_size} px, seed {config.seed}; "
+            f"calibrated on {settings['calibration']['fitted_on']}."
+        )
+        metrics = {"training": result.metrics["held_out"]}
+        self._register(options, result.weights_path, settings, metrics, notes, out_dir, stamp=stamp)
+
+    def _register(
+        self, options: dict, weights_path: Path, settings: dict, metrics: dict, notes: str, out_dir: Path, *, stamp: str
+    ) -> None:
+        """Register the run as a ModelVersion (version: --model-version, or the run's time stamp)."""
+        from training.services import model_version_register
+
+        model_version = model_version_register(
+            kind="image",
+            name=options["name"],
+            version=options["model_version"] or stamp,
+            weights_path=weights_path,
+            settings=settings,
+            metrics=metrics,
+            training_notes=notes,
+            activate=options["activate"],
+        )
+        (out_dir / "registered.json").write_text(json.dumps({"id": model_version.pk, "label": model_version.label}))
+        state = "active" if model_version.is_active else "registered (not active)"
+        self.stdout.write(f"model version {model_version} {state}")
+
+    def _train_on_one_source(self, options: dict) -> None:
+        from ml.plots import save_evaluation_plots
         from ml.train_image import train_image_model
 
         for key in ("train", "val"):
@@ -55,7 +192,6 @@ class Command(BaseCommand):
                 raise CommandError(f"{options[key]} has no crop cache; run prepare_faces --out {options[key]} first")
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
         out_dir: Path = options["out"] or Path(django_settings.VAR_DIR) / "ml" / "runs" / f"image-{stamp}"
-        configure_tensorflow(options["threads"])
         widths = tuple(int(width) for width in options["widths"].split(","))
         result = train_image_model(
             train_cache=options["train"],
@@ -94,25 +230,11 @@ class Command(BaseCommand):
             return
         if options["no_register"]:
             return
-        from training.services import model_version_register
-
         notes = (
             f"Trained by train_image_model on {result.metrics['train_crops']} face crops from {options['train']}, "
             f"{options['epochs']} epochs, seed {options['seed']}; calibrated (Platt) and thresholded on {options['val']}."
         )
-        model_version = model_version_register(
-            kind="image",
-            name=options["name"],
-            version=options["model_version"] or stamp,
-            weights_path=result.weights_path,
-            settings=result.settings,
-            metrics={"val": metrics},
-            training_notes=notes,
-            activate=options["activate"],
-        )
-        (out_dir / "registered.json").write_text(json.dumps({"id": model_version.pk, "label": model_version.label}))
-        state = "active" if model_version.is_active else "registered (not active)"
-        self.stdout.write(f"model version {model_version} {state}")
+        self._register(options, result.weights_path, result.settings, {"val": metrics}, notes, out_dir, stamp=stamp)
 
     def _say(self, message: str) -> None:
         self.stdout.write(message)

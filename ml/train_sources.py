@@ -1,0 +1,692 @@
+"""Training the image model on every source at once: a balanced mixture, self-blended faces, cross-fitted video folds.
+
+The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sources ...`:
+
+1. **Stage 1, image sources.** An ImageNet-pretrained backbone is fine-tuned on a mixture of *streams*
+   drawn in fixed proportions, whatever their sizes: the real faces of each image source, the fakes of each,
+   and self-blended pseudo-fakes (`ml.self_blend`) made afresh from the real faces of every source. Half of
+   every batch is real, half fake, and within each half every stream weighs the same, so the 250-image
+   diffusion set counts as much as the 6,000 DFDC crops and no source's file properties can decide.
+   The same augmentation (`ml.augment`) is applied to every stream.
+2. **Stage 2, video frames, cross-fitted.** The training videos have too few groups for a fixed split, and
+   the video model needs frame scores of videos the frame encoder never saw. So stage 2 (a short fine-tune
+   from stage 1 on the mixture plus video frames and self-blends of real frames) runs once per fold of whole
+   video groups (`ml.sources.VIDEO_FOLDS`), each scoring the frames of the fold it left out, and once on
+   every video group: that last one is the shipped model. Every video-frame figure is out-of-fold.
+3. **Decision.** Platt calibration, the threshold (capped at a 5% false-positive rate on every real source)
+   and the uncertain band are chosen on the `calibration` split of every image source and the out-of-fold
+   video frames together, each source weighing the same.
+
+A second head learns which kind of fake a face is (`ml.image_model.MANIPULATION_TYPES`) from the sources'
+labels, on fakes only; it never touches the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.augment import AugmentConfig, augment_crop
+from ml.datasets import cache_video_faces, crop_rule_of, load_face_crops
+from ml.faces import CropRule
+from ml.image_model import BACKBONES, MANIPULATION_TYPES, ImageModel, feature_model
+from ml.metrics import (
+    binary_report,
+    choose_threshold_capped,
+    choose_uncertain_band,
+    fit_platt,
+    roc_auc,
+    sigmoid,
+)
+from ml.self_blend import self_blend
+from ml.sources import IMAGE_SOURCES, SOURCES, VIDEO_FOLDS, VIDEO_SOURCES, deal_folds
+
+Progress = Callable[[str], None]
+VIDEO_STREAM = "videos"
+SELF_BLENDED_STREAM = "self-blended"
+
+
+# Augmentation shared by every stream. Lighter than v1's (`AugmentConfig()`): downscaling to 30% and JPEG
+# quality 30 erase the blending seam self-blended and swapped faces are learnt from, and since the same
+# degradations reach every stream, no file property separates real from fake.
+MIXTURE_AUGMENT = AugmentConfig(
+    rescale_probability=0.5,
+    rescale_factor=(0.45, 1.0),
+    blur_probability=0.25,
+    blur_sigma=(0.3, 1.2),
+    sharpen_probability=0.1,
+    noise_probability=0.15,
+    jpeg_probability=0.8,
+    jpeg_quality=(45, 97),
+)
+
+
+@dataclass(frozen=True)
+class SourceTrainingConfig:
+    """Everything that decides a training run, stored in its metrics.json."""
+
+    backbone: str = "mobilenet_v2"
+    backbone_options: dict = field(default_factory=lambda: {"trainable_from": "block_6_expand"})
+    input_size: int = 160
+    embedding_dim: int = 128
+    dropout: float = 0.3
+    batch_size: int = 32
+    stage1_steps: int = 3000
+    stage1_learning_rate: float = 3e-4
+    stage2_steps: int = 500
+    stage2_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 1e-5
+    manipulation_loss_weight: float = 0.3
+    sources: tuple[str, ...] = IMAGE_SOURCES
+    video_sources: tuple[str, ...] = VIDEO_SOURCES
+    self_blended: bool = True
+    folds: int = VIDEO_FOLDS
+    cross_fit: bool = True
+    max_false_positive_rate: float = 0.05
+    augment: AugmentConfig = MIXTURE_AUGMENT
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["sources"] = list(self.sources)
+        values["video_sources"] = list(self.video_sources)
+        return values
+
+
+# --- the crops of every source, with what splits and balances them ------------------------------------------
+
+
+@dataclass
+class CropPool:
+    """Every cached face crop of the chosen sources in one set of arrays (row i is one face).
+
+    `split` is `train` / `calibration` / `test` for image sources and `fold<k>` for video frames;
+    `unit` groups rows that are one draw (a video's frames: a video weighs the same whatever its length);
+    `manipulation` is the index in MANIPULATION_TYPES of a fake's kind, -1 for a real face.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    landmarks: np.ndarray
+    source: np.ndarray
+    split: np.ndarray
+    group: np.ndarray
+    unit: np.ndarray
+    manipulation: np.ndarray
+    names: list[str]
+
+    @property
+    def has_landmarks(self) -> np.ndarray:
+        return np.isfinite(self.landmarks).all(axis=(1, 2))
+
+
+def load_crop_pool(
+    cache_root: Path,
+    *,
+    sources: tuple[str, ...],
+    video_sources: tuple[str, ...],
+    data_dir: Path,
+    rule: CropRule,
+    folds: int = VIDEO_FOLDS,
+    progress: Progress | None = None,
+) -> CropPool:
+    """The crops `prepare_training_data` cached under `cache_root`, with split, group and fold per row."""
+    say = progress or (lambda message: None)
+    parts: dict[str, list] = {key: [] for key in CropPool.__dataclass_fields__}
+    kinds = {name: MANIPULATION_TYPES.index(SOURCES[name].fake_type) for name in (*sources, *video_sources)}
+
+    def add(images, labels, landmarks, source, splits, groups, units, names) -> None:
+        count = len(labels)
+        parts["images"].append(images)
+        parts["labels"].append(np.asarray(labels, dtype=np.int32))
+        parts["landmarks"].append(np.asarray(landmarks, dtype=np.float32))
+        parts["source"].append(np.full(count, source, dtype=object))
+        parts["split"].append(np.asarray(splits, dtype=object))
+        parts["group"].append(np.asarray(groups, dtype=object))
+        parts["unit"].append(np.asarray(units, dtype=object))
+        parts["manipulation"].append(np.where(np.asarray(labels) == 1, kinds[source], -1).astype(np.int32))
+        parts["names"].append(list(names))
+
+    for name in sources:
+        source = SOURCES[name]
+        for part in source.parts:
+            cache = cache_root / name / part
+            if crop_rule_of(cache) != rule:
+                raise ValueError(
+                    f"{cache} was cut with another crop rule; run prepare_training_data --size {rule.size}"
+                )
+            crops = load_face_crops(cache)
+            splits = [source.split_of(data_dir, part, relative) for relative in crops.sources]
+            groups = [source.group_of(data_dir, part, relative) for relative in crops.sources]
+            names = [f"{name}/{part}/{relative}" if part else f"{name}/{relative}" for relative in crops.sources]
+            add(crops.images, crops.labels, crops.landmarks, name, splits, groups, names, names)
+            say(f"{name}{'/' + part if part else ''}: {len(crops.labels)} crops ({int(crops.labels.sum())} fake)")
+    if video_sources:
+        videos = cache_video_faces(
+            [SOURCES[name].folder(data_dir) for name in video_sources],
+            cache_root / "videos",
+            rule=rule,
+            max_frames=None,
+        )
+        counts: dict[str, list[int]] = {}
+        for video in videos:
+            counts.setdefault(video.group, [0, 0])[video.label] += 1
+        fold_of = deal_folds({group: (reals, fakes) for group, (reals, fakes) in counts.items()}, folds)
+        for video in videos:
+            frames = len(video.frame_indices)
+            if frames == 0:
+                say(f"{video.name}: no face tracked, left out")
+                continue
+            source = next(name for name in video_sources if SOURCES[name].folder(data_dir).name == video.source)
+            unit = f"{source}/{video.name}"
+            add(
+                video.crops,
+                np.full(frames, video.label),
+                video.landmarks,
+                source,
+                np.full(frames, f"fold{fold_of[video.group]}", dtype=object),
+                np.full(frames, video.group, dtype=object),
+                np.full(frames, unit, dtype=object),
+                [f"{unit}#{index}" for index in video.frame_indices],
+            )
+        say(
+            f"videos: {len(videos)} videos, {sum(len(v.frame_indices) for v in videos)} frames, "
+            f"{len(counts)} groups in {folds} folds"
+        )
+    return CropPool(
+        images=np.concatenate(parts["images"]),
+        labels=np.concatenate(parts["labels"]),
+        landmarks=np.concatenate(parts["landmarks"]),
+        source=np.concatenate(parts["source"]),
+        split=np.concatenate(parts["split"]),
+        group=np.concatenate(parts["group"]),
+        unit=np.concatenate(parts["unit"]),
+        manipulation=np.concatenate(parts["manipulation"]),
+        names=[name for names in parts["names"] for name in names],
+    )
+
+
+# --- the balanced mixture -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """Rows of the pool drawn as one stream: a unit (one crop, or one video) uniformly, then a row of it.
+    `self_blended` streams are real rows turned into pseudo-fakes when drawn."""
+
+    name: str
+    units: list[np.ndarray]
+    label: int
+    self_blended: bool = False
+
+
+def mixture_streams(pool: CropPool, rows: np.ndarray, *, self_blended: bool) -> list[Stream]:
+    """One real and one fake stream per source among `rows` (video sources pooled into one pair), and a
+    self-blended stream over every real row with landmarks."""
+    rows = np.asarray(rows)
+    streams = []
+    source_names = sorted({str(name) for name in pool.source[rows]})
+    image_sources = [name for name in source_names if SOURCES[name].media == "images"]
+    video_rows = rows[np.isin(pool.source[rows], [name for name in source_names if name not in image_sources])]
+    for name, members in [(name, rows[pool.source[rows] == name]) for name in image_sources] + [
+        (VIDEO_STREAM, video_rows)
+    ]:
+        for label in (0, 1):
+            chosen = members[pool.labels[members] == label]
+            if len(chosen) == 0:
+                continue
+            units: dict[str, list[int]] = {}
+            for row in chosen:
+                units.setdefault(str(pool.unit[row]), []).append(int(row))
+            streams.append(
+                Stream(
+                    name=f"{name}:{'fake' if label else 'real'}",
+                    units=[np.asarray(unit) for unit in units.values()],
+                    label=label,
+                )
+            )
+    if self_blended:
+        reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
+        if len(reals):
+            streams.append(Stream(name=SELF_BLENDED_STREAM, units=[reals], label=1, self_blended=True))
+    return streams
+
+
+def stream_weights(streams: list[Stream]) -> np.ndarray:
+    """Half the draws real, half fake; within each half every stream weighs the same."""
+    reals = sum(1 for stream in streams if stream.label == 0)
+    fakes = len(streams) - reals
+    return np.asarray([0.5 / reals if stream.label == 0 else 0.5 / fakes for stream in streams])
+
+
+def mixture_batches(
+    pool: CropPool,
+    streams: list[Stream],
+    *,
+    steps: int,
+    batch_size: int,
+    augment: AugmentConfig,
+    seed: int,
+):
+    """A Keras PyDataset of `steps` freshly drawn, augmented batches: (crops, {logit, manipulation})."""
+    import keras
+
+    weights = stream_weights(streams)
+    face_swap = MANIPULATION_TYPES.index("face_swap")
+
+    class MixtureBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            # Two threads draw and augment batches while TensorFlow trains on the previous ones (OpenCV
+            # and NumPy release the GIL); threads, not processes, so the crop arrays are shared, not copied.
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, batch_number: int):
+            # Each batch has its own seed, so the draw does not depend on which thread makes it.
+            rng = np.random.default_rng([seed, batch_number])
+            choices = rng.choice(len(streams), size=batch_size, p=weights)
+            images = np.empty((batch_size, *pool.images.shape[1:]), dtype=np.uint8)
+            labels = np.empty(batch_size, dtype=np.float32)
+            kinds = np.empty(batch_size, dtype=np.int32)
+            for position, stream_number in enumerate(choices):
+                stream = streams[stream_number]
+                unit = stream.units[int(rng.integers(len(stream.units)))]
+                row = int(unit[int(rng.integers(len(unit)))])
+                crop = pool.images[row]
+                if stream.self_blended:
+                    crop = self_blend(crop, pool.landmarks[row], rng)
+                    kinds[position] = face_swap
+                else:
+                    kinds[position] = pool.manipulation[row]
+                images[position] = augment_crop(crop, rng, augment)
+                labels[position] = stream.label
+            return images.astype(np.float32), {"logit": labels.reshape(-1, 1), "manipulation": kinds}
+
+    return MixtureBatches()
+
+
+def _masked_manipulation_loss(kinds, probabilities):
+    """Cross-entropy of the manipulation head on fakes only (real faces have kind -1 and no type to learn)."""
+    import keras
+    from keras import ops
+
+    kinds = ops.reshape(kinds, (-1,))
+    known = ops.cast(kinds >= 0, "float32")
+    return keras.losses.sparse_categorical_crossentropy(ops.maximum(kinds, 0), probabilities) * known
+
+
+def build_classifier(config: SourceTrainingConfig, *, backbone_weights: Path | None):
+    """A fresh classifier of the configured backbone, head and manipulation types."""
+    builder = BACKBONES[config.backbone]
+    options = dict(config.backbone_options)
+    if config.backbone == "mobilenet_v2":
+        if backbone_weights is None or not Path(backbone_weights).is_file():
+            raise FileNotFoundError(f"the MobileNetV2 backbone needs its ImageNet weights file: {backbone_weights}")
+        options["backbone_weights"] = backbone_weights
+    return builder(
+        input_size=config.input_size,
+        embedding_dim=config.embedding_dim,
+        dropout=config.dropout,
+        manipulation_types=MANIPULATION_TYPES,
+        seed=config.seed,
+        **options,
+    )
+
+
+def train_stage(
+    classifier,
+    pool: CropPool,
+    streams: list[Stream],
+    *,
+    steps: int,
+    learning_rate: float,
+    config: SourceTrainingConfig,
+    seed: int,
+    label: str,
+    progress: Progress,
+    report_every: int = 250,
+) -> list[dict]:
+    """Fine-tune `classifier` in place for `steps` batches of the mixture; returns the logged curve."""
+    import keras
+
+    warmup = min(config.warmup_steps, max(1, steps // 5))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, steps - warmup), warmup_target=learning_rate, warmup_steps=warmup, alpha=0.02
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss={"logit": keras.losses.BinaryCrossentropy(from_logits=True), "manipulation": _masked_manipulation_loss},
+        loss_weights={"logit": 1.0, "manipulation": config.manipulation_loss_weight},
+    )
+    curve: list[dict] = []
+    started = time.monotonic()
+    chunk = max(1, min(report_every, steps))
+    done = 0
+    # Run as `epochs` of `chunk` steps so progress is reported as training goes; each chunk draws new batches.
+    while done < steps:
+        this_chunk = min(chunk, steps - done)
+        batches = mixture_batches(
+            pool,
+            streams,
+            steps=this_chunk,
+            batch_size=config.batch_size,
+            augment=config.augment,
+            seed=seed * 100_003 + done,
+        )
+        history = classifier.fit(batches, epochs=1, verbose=0)
+        done += this_chunk
+        loss = float(history.history["loss"][-1])
+        curve.append({"step": done, "loss": loss, "seconds": round(time.monotonic() - started, 1)})
+        rate = done * config.batch_size / max(time.monotonic() - started, 1e-6)
+        progress(f"{label}: step {done}/{steps} loss {loss:.4f} ({rate:.0f} crops/s)")
+    return curve
+
+
+def predict_rows(classifier, pool: CropPool, rows: np.ndarray, *, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Raw logits, embeddings and manipulation probabilities of the model on pool rows (no augmentation)."""
+    import tensorflow as tf
+
+    encoder = feature_model(classifier)
+    call = tf.function(lambda crops: encoder(crops, training=False), reduce_retracing=True)
+    embeddings, logits, kinds = [], [], []
+    for start in range(0, len(rows), batch_size):
+        outputs = call(pool.images[rows[start : start + batch_size]].astype(np.float32))
+        embeddings.append(np.asarray(outputs[0]))
+        logits.append(np.asarray(outputs[1]).reshape(-1))
+        kinds.append(np.asarray(outputs[2]))
+    if not embeddings:
+        return {"logits": np.zeros(0), "embeddings": np.zeros((0, 0)), "manipulation": np.zeros((0, 0))}
+    return {
+        "logits": np.concatenate(logits).astype(np.float64),
+        "embeddings": np.concatenate(embeddings).astype(np.float32),
+        "manipulation": np.concatenate(kinds).astype(np.float32),
+    }
+
+
+def auc_by_source(pool: CropPool, rows: np.ndarray, logits: np.ndarray) -> dict[str, float | None]:
+    """ROC-AUC of raw logits per source among `rows` (None where a source has one class there)."""
+    figures = {}
+    for name in sorted({str(value) for value in pool.source[rows]}):
+        members = pool.source[rows] == name
+        auc = roc_auc(pool.labels[rows][members], logits[members])
+        figures[name] = None if auc is None else round(auc, 4)
+    return figures
+
+
+def self_blended_rows_auc(classifier, pool: CropPool, rows: np.ndarray, seed: int) -> float | None:
+    """ROC-AUC on the real faces of `rows` against one fixed self-blended copy of each: is the seam learnt?"""
+    reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
+    if len(reals) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    blended = np.stack([self_blend(pool.images[row], pool.landmarks[row], rng) for row in reals])
+    import tensorflow as tf
+
+    encoder = feature_model(classifier)
+    call = tf.function(lambda crops: encoder(crops, training=False), reduce_retracing=True)
+    scores = []
+    for images in (pool.images[reals], blended):
+        batches = [call(images[start : start + 128].astype(np.float32))[1] for start in range(0, len(images), 128)]
+        scores.append(np.concatenate([np.asarray(batch).reshape(-1) for batch in batches]))
+    labels = np.r_[np.zeros(len(reals)), np.ones(len(reals))]
+    auc = roc_auc(labels, np.concatenate(scores))
+    return None if auc is None else round(auc, 4)
+
+
+# --- the whole run --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceTrainingResult:
+    weights_path: Path
+    settings: dict
+    metrics: dict
+    calibration_labels: np.ndarray
+    calibration_probabilities: np.ndarray
+    seconds: float
+
+
+def _rows(pool: CropPool, *, splits: tuple[str, ...], sources: tuple[str, ...]) -> np.ndarray:
+    return np.flatnonzero(np.isin(pool.split, splits) & np.isin(pool.source, sources))
+
+
+def _balanced_weights(groups: np.ndarray) -> np.ndarray:
+    """One weight per row so that every group (data source) has the same total weight."""
+    groups = np.asarray(groups)
+    weights = np.zeros(len(groups), dtype=np.float64)
+    for name in set(groups.tolist()):
+        members = groups == name
+        weights[members] = 1.0 / members.sum()
+    return weights * len(groups) / max(weights.sum(), 1e-12)
+
+
+def train_image_on_sources(
+    *,
+    cache_root: Path,
+    data_dir: Path,
+    out_dir: Path,
+    config: SourceTrainingConfig,
+    backbone_weights: Path | None,
+    leave_out: str | None = None,
+    progress: Progress | None = None,
+) -> SourceTrainingResult:
+    """Stage 1, cross-fitted stage 2 and the decision (see the module docstring); saves the run to `out_dir`.
+
+    Writes `image_model.keras`, `metrics.json` (config, curves, held-out figures per source, settings) and
+    `video_frames_oof.npz` (out-of-fold frame outputs, for the video model). With `leave_out`, that image
+    source is kept out of training and calibration entirely (its real faces are not self-blended either) and
+    its test split is reported as a source never seen.
+    """
+    import keras
+
+    started = time.monotonic()
+    say = progress or (lambda message: None)
+    if leave_out is not None and leave_out not in config.sources:
+        raise ValueError(f"--leave-out {leave_out!r} is not one of the training sources {list(config.sources)}")
+    rule = CropRule(margin=0.15, size=config.input_size)
+    pool = load_crop_pool(
+        cache_root,
+        sources=config.sources,
+        video_sources=config.video_sources,
+        data_dir=data_dir,
+        rule=rule,
+        folds=config.folds,
+        progress=say,
+    )
+    trained_sources = tuple(name for name in config.sources if name != leave_out)
+    stage1_rows = _rows(pool, splits=("train",), sources=trained_sources)
+    video_rows = np.flatnonzero(np.isin(pool.source, config.video_sources))
+    keras.utils.set_random_seed(config.seed)
+    classifier = build_classifier(config, backbone_weights=backbone_weights)
+    say(f"{config.backbone}: {classifier.count_params():,} parameters, {config.input_size} px crops")
+    curves: dict[str, list[dict]] = {}
+    stage1_streams = mixture_streams(pool, stage1_rows, self_blended=config.self_blended)
+    say("stage 1 streams: " + ", ".join(f"{stream.name} ({sum(map(len, stream.units))})" for stream in stage1_streams))
+    curves["stage1"] = train_stage(
+        classifier,
+        pool,
+        stage1_streams,
+        steps=config.stage1_steps,
+        learning_rate=config.stage1_learning_rate,
+        config=config,
+        seed=config.seed,
+        label="stage 1",
+        progress=say,
+    )
+    stage1_weights = classifier.get_weights()
+    monitor_rows = _rows(pool, splits=("calibration",), sources=trained_sources)
+    stage1_monitor = auc_by_source(pool, monitor_rows, predict_rows(classifier, pool, monitor_rows)["logits"])
+    say(f"stage 1, calibration-split ROC-AUC by source: {stage1_monitor}")
+    stage1_video = {}
+    if len(video_rows):
+        stage1_video = auc_by_source(pool, video_rows, predict_rows(classifier, pool, video_rows)["logits"])
+        say(f"stage 1, video frames (never trained on) ROC-AUC: {stage1_video}")
+
+    def stage2(train_video_rows: np.ndarray, label: str, seed: int) -> None:
+        classifier.set_weights(stage1_weights)
+        rows = np.concatenate([stage1_rows, train_video_rows])
+        curves[label] = train_stage(
+            classifier,
+            pool,
+            mixture_streams(pool, rows, self_blended=config.self_blended),
+            steps=config.stage2_steps,
+            learning_rate=config.stage2_learning_rate,
+            config=config,
+            seed=seed,
+            label=label,
+            progress=say,
+        )
+
+    oof = {"logits": np.full(len(video_rows), np.nan), "embeddings": None, "manipulation": None}
+    fold_names = sorted({str(value) for value in pool.split[video_rows]})
+    if len(video_rows) and config.cross_fit and config.stage2_steps > 0:
+        for number, fold in enumerate(fold_names, start=1):
+            held_out = video_rows[pool.split[video_rows] == fold]
+            stage2(video_rows[pool.split[video_rows] != fold], f"stage 2, {fold} held out", config.seed + number)
+            outputs = predict_rows(classifier, pool, held_out)
+            positions = np.searchsorted(video_rows, held_out)
+            oof["logits"][positions] = outputs["logits"]
+            for key in ("embeddings", "manipulation"):
+                if oof[key] is None:
+                    oof[key] = np.zeros((len(video_rows), outputs[key].shape[1]), dtype=np.float32)
+                oof[key][positions] = outputs[key]
+            say(f"{fold}: out-of-fold frame ROC-AUC {auc_by_source(pool, held_out, outputs['logits'])}")
+            keras.backend.clear_session(free_memory=False)
+    if len(video_rows) and config.stage2_steps > 0:
+        stage2(video_rows, "stage 2, every video", config.seed + 99)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = out_dir / "image_model.keras"
+    classifier.save(weights_path)
+
+    # The decision, on held-out data of every trained source together, each source weighing the same.
+    calibration_rows = _rows(pool, splits=("calibration",), sources=trained_sources)
+    if len(set(pool.labels[calibration_rows].tolist())) < 2:
+        raise ValueError("the calibration splits hold fewer than two classes: too little data to choose a decision")
+    calibration_logits = predict_rows(classifier, pool, calibration_rows)["logits"]
+    decision_logits, decision_labels, decision_groups = (
+        calibration_logits,
+        pool.labels[calibration_rows],
+        pool.source[calibration_rows],
+    )
+    has_oof = bool(len(video_rows)) and config.cross_fit and config.stage2_steps > 0
+    if has_oof:
+        decision_logits = np.r_[decision_logits, oof["logits"]]
+        decision_labels = np.r_[decision_labels, pool.labels[video_rows]]
+        decision_groups = np.r_[decision_groups, pool.source[video_rows]]
+    scale, bias = fit_platt(decision_logits, decision_labels, weights=_balanced_weights(decision_groups))
+    probabilities = sigmoid(scale * decision_logits + bias)
+    threshold = choose_threshold_capped(
+        decision_labels, probabilities, decision_groups, max_false_positive_rate=config.max_false_positive_rate
+    )
+    low, high = choose_uncertain_band(decision_labels, probabilities, threshold)
+    fitted_on = "calibration splits of " + ", ".join(trained_sources)
+    if has_oof:
+        fitted_on += " and out-of-fold frames of " + ", ".join(config.video_sources)
+    settings = {
+        "crop_rule": rule.to_dict(),
+        "input_size": config.input_size,
+        "embedding_dim": config.embedding_dim,
+        "architecture": {"backbone": config.backbone, **config.backbone_options},
+        "manipulation_types": list(MANIPULATION_TYPES),
+        "calibration": {
+            "method": "platt, sources weighted equally",
+            "scale": round(scale, 6),
+            "bias": round(bias, 6),
+            "fitted_on": fitted_on,
+        },
+        "detector": {"detect_max_side": 960, "min_confidence": 0.9, "min_face_size": 20},
+        "threshold": threshold,
+        "uncertain_low": low,
+        "uncertain_high": high,
+        "threshold_rule": f"balanced accuracy per source, false-positive rate <= {config.max_false_positive_rate} "
+        "on every real source",
+    }
+
+    # Quick held-out figures on the cached crops (the model card's figures come from evaluate_report, through
+    # the scan pipeline; these are for comparing runs).
+    calibrated = ImageModel(classifier, settings)
+    test_rows = _rows(pool, splits=("test",), sources=config.sources)
+    test_outputs = predict_rows(classifier, pool, test_rows)
+    test_probabilities = calibrated.calibrate(test_outputs["logits"])
+    held_out = {"test_auc": auc_by_source(pool, test_rows, test_outputs["logits"])}
+    held_out["test_false_positive_rate"] = {
+        name: round(
+            float(
+                (
+                    test_probabilities[(pool.source[test_rows] == name) & (pool.labels[test_rows] == 0)] >= threshold
+                ).mean()
+            ),
+            4,
+        )
+        for name in config.sources
+    }
+    held_out["test_manipulation_accuracy"] = _manipulation_accuracy(pool, test_rows, test_outputs["manipulation"])
+    held_out["self_blended_calibration_auc"] = self_blended_rows_auc(classifier, pool, calibration_rows, config.seed)
+    if has_oof:
+        held_out["video_frames_oof_auc"] = auc_by_source(pool, video_rows, oof["logits"])
+        held_out["video_frames_oof_auc_all"] = round(roc_auc(pool.labels[video_rows], oof["logits"]) or 0.0, 4)
+        held_out["video_frames_oof_manipulation_accuracy"] = _manipulation_accuracy(
+            pool, video_rows, oof["manipulation"]
+        )
+    say(f"held out: {json.dumps(held_out)}")
+    calibration_report = binary_report(decision_labels, probabilities, threshold)
+    metrics = {
+        "config": {**config.to_dict(), "leave_out": leave_out},
+        "stage1_calibration_auc": stage1_monitor,
+        "stage1_video_frames_auc": stage1_video,
+        "held_out": held_out,
+        "calibration": calibration_report,
+        "uncertain_fraction": round(float(((probabilities > low) & (probabilities < high)).mean()), 6),
+        "crops": {
+            split: {
+                name: int(((pool.split == split) & (pool.source == name)).sum())
+                for name in sorted(set(pool.source.tolist()))
+                if ((pool.split == split) & (pool.source == name)).any()
+            }
+            for split in sorted(set(pool.split.tolist()))
+        },
+        "curves": curves,
+        "parameters": int(classifier.count_params()),
+    }
+    if len(video_rows):
+        np.savez_compressed(
+            out_dir / "video_frames_oof.npz",
+            names=np.asarray([pool.names[row] for row in video_rows]),
+            units=pool.unit[video_rows].astype(str),
+            groups=pool.group[video_rows].astype(str),
+            folds=pool.split[video_rows].astype(str),
+            labels=pool.labels[video_rows],
+            logits=oof["logits"],
+            embeddings=oof["embeddings"] if oof["embeddings"] is not None else np.zeros((0, 0)),
+            manipulation=oof["manipulation"] if oof["manipulation"] is not None else np.zeros((0, 0)),
+        )
+    seconds = time.monotonic() - started
+    metrics["training_seconds"] = round(seconds, 1)
+    (out_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "settings": settings}, indent=2))
+    return SourceTrainingResult(
+        weights_path=weights_path,
+        settings=settings,
+        metrics=metrics,
+        calibration_labels=decision_labels,
+        calibration_probabilities=probabilities,
+        seconds=seconds,
+    )
+
+
+def _manipulation_accuracy(pool: CropPool, rows: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Share of fakes whose most likely manipulation type is their source's, per source."""
+    figures = {}
+    for name in sorted({str(value) for value in pool.source[rows]}):
+        fakes = (pool.source[rows] == name) & (pool.labels[rows] == 1)
+        if fakes.any():
+            predicted = probabilities[fakes].argmax(axis=1)
+            figures[name] = round(float((predicted == pool.manipulation[rows][fakes]).mean()), 4)
+    return figures
