@@ -65,6 +65,23 @@ MIXTURE_AUGMENT = AugmentConfig(
     jpeg_quality=(45, 97),
 )
 
+# Only what video compression and re-sharing do to a face (mild JPEG, slight rescaling and blur): keeps the
+# finest blending and upsampling traces, at the price of weaker protection against file-property shortcuts,
+# which the re-encoded evaluation rows check.
+LIGHT_AUGMENT = AugmentConfig(
+    reframe_probability=0.5,
+    rescale_probability=0.25,
+    rescale_factor=(0.6, 1.0),
+    blur_probability=0.1,
+    blur_sigma=(0.3, 0.8),
+    sharpen_probability=0.05,
+    colour_probability=0.6,
+    noise_probability=0.1,
+    jpeg_probability=0.6,
+    jpeg_quality=(60, 98),
+)
+AUGMENTATIONS = {"mixture": MIXTURE_AUGMENT, "light": LIGHT_AUGMENT, "v1": AugmentConfig()}
+
 
 @dataclass(frozen=True)
 class SourceTrainingConfig:
@@ -83,6 +100,8 @@ class SourceTrainingConfig:
     warmup_steps: int = 100
     weight_decay: float = 1e-5
     manipulation_loss_weight: float = 0.3
+    # Draw factors per stream (see `stream_weights`); face swaps are the hardest fakes to learn from few crops.
+    stream_emphasis: dict = field(default_factory=dict)
     sources: tuple[str, ...] = IMAGE_SOURCES
     video_sources: tuple[str, ...] = VIDEO_SOURCES
     self_blended: bool = True
@@ -258,11 +277,20 @@ def mixture_streams(pool: CropPool, rows: np.ndarray, *, self_blended: bool) -> 
     return streams
 
 
-def stream_weights(streams: list[Stream]) -> np.ndarray:
-    """Half the draws real, half fake; within each half every stream weighs the same."""
-    reals = sum(1 for stream in streams if stream.label == 0)
-    fakes = len(streams) - reals
-    return np.asarray([0.5 / reals if stream.label == 0 else 0.5 / fakes for stream in streams])
+def stream_weights(streams: list[Stream], emphasis: dict[str, float] | None = None) -> np.ndarray:
+    """Half the draws real, half fake; within each half every stream weighs the same, times its `emphasis`.
+
+    `emphasis` maps a source name (both its streams), `videos` or `self-blended` to a factor, so the kinds of
+    fake that are hard to learn can be drawn more often while every source keeps a fixed, stated share.
+    """
+    emphasis = emphasis or {}
+    factors = np.asarray([emphasis.get(stream.name.split(":", 1)[0], 1.0) for stream in streams], dtype=np.float64)
+    labels = np.asarray([stream.label for stream in streams])
+    weights = np.zeros(len(streams))
+    for label in (0, 1):
+        members = labels == label
+        weights[members] = 0.5 * factors[members] / factors[members].sum()
+    return weights
 
 
 def mixture_batches(
@@ -273,11 +301,12 @@ def mixture_batches(
     batch_size: int,
     augment: AugmentConfig,
     seed: int,
+    emphasis: dict[str, float] | None = None,
 ):
     """A Keras PyDataset of `steps` freshly drawn, augmented batches: (crops, {logit, manipulation})."""
     import keras
 
-    weights = stream_weights(streams)
+    weights = stream_weights(streams, emphasis)
     face_swap = MANIPULATION_TYPES.index("face_swap")
 
     class MixtureBatches(keras.utils.PyDataset):
@@ -380,6 +409,7 @@ def train_stage(
             batch_size=config.batch_size,
             augment=config.augment,
             seed=seed * 100_003 + done,
+            emphasis=config.stream_emphasis,
         )
         history = classifier.fit(batches, epochs=1, verbose=0)
         done += this_chunk

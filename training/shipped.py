@@ -26,16 +26,29 @@ def read_manifest(manifest_path: Path = SHIPPED_MANIFEST) -> list[dict]:
     return entries
 
 
+def default_entries(entries: list[dict]) -> dict[str, dict]:
+    """The entry each kind activates: the one marked `"default": true`, else the kind's last entry."""
+    defaults: dict[str, dict] = {}
+    for entry in entries:
+        if entry.get("default") or entry["kind"] not in defaults or not defaults[entry["kind"]].get("default"):
+            defaults[entry["kind"]] = entry
+    return defaults
+
+
 @transaction.atomic
 def register_shipped_models(*, manifest_path: Path = SHIPPED_MANIFEST, keep_active: bool = False) -> list[ModelVersion]:
-    """Register every shipped model (idempotently) and activate it.
+    """Register every shipped model (idempotently) and activate each kind's default one.
 
-    With `keep_active`, a kind that already has an active version keeps it; the shipped one is only registered.
+    Earlier shipped versions stay registered, so the admin can compare and roll back to them. With
+    `keep_active`, a kind whose active version is not a shipped one (trained or uploaded here) keeps it; a kind
+    on an older shipped version moves to the new default.
     """
-    registered = []
-    for entry in read_manifest(manifest_path):
+    entries = read_manifest(manifest_path)
+    shipped_labels = {(entry["kind"], entry["name"], entry["version"]) for entry in entries}
+    registered = {}
+    for entry in entries:
         weights_path = manifest_path.parent / entry["weights"]
-        model_version = model_version_register(
+        registered[(entry["kind"], entry["name"], entry["version"])] = model_version_register(
             kind=entry["kind"],
             name=entry["name"],
             version=entry["version"],
@@ -44,8 +57,13 @@ def register_shipped_models(*, manifest_path: Path = SHIPPED_MANIFEST, keep_acti
             metrics=entry.get("metrics") or {},
             training_notes=entry.get("training_notes", ""),
         )
-        already_active = ModelVersion.objects.filter(kind=entry["kind"], is_active=True).exists()
-        if not (keep_active and already_active):
-            model_version = model_version_activate(model_version=model_version)
-        registered.append(model_version)
-    return registered
+    for kind, entry in default_entries(entries).items():
+        active = ModelVersion.objects.filter(kind=kind, is_active=True).first()
+        locally_chosen = active is not None and (active.kind, active.name, active.version) not in shipped_labels
+        if keep_active and locally_chosen:
+            continue
+        key = (kind, entry["name"], entry["version"])
+        registered[key] = model_version_activate(model_version=registered[key])
+    for model_version in registered.values():
+        model_version.refresh_from_db()  # activation changed other rows of its kind
+    return list(registered.values())

@@ -268,6 +268,9 @@ def tiny_sources(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         "\n".join([metadata[0], *(line for line in metadata[1:] if line.split(",")[0] in kept)]) + "\n"
     )
     _copy_labelled(data_dir / "videos" / "celebdf", data / "videos" / "celebdf", per_class=2)
+    for part in ("train", "val"):
+        stylegan = data_dir / "images" / "stylegan-celeba" / part
+        _copy_labelled(stylegan, data / "images" / "stylegan-celeba" / part, per_class=4)
     cache = root / "cache"
     output = _run(
         "prepare_training_data",
@@ -276,7 +279,7 @@ def tiny_sources(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         "--out",
         str(cache),
         "--sources",
-        "sdfd-ffhq,dfdc-faces,celebdf",
+        "stylegan-celeba,sdfd-ffhq,dfdc-faces,celebdf",
         "--size",
         "48",
         "--max-frames",
@@ -286,40 +289,51 @@ def tiny_sources(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return {"root": root, "data": data, "cache": cache}
 
 
-@pytest.mark.django_db
-def test_training_on_every_source_calibrates_on_all_and_cross_fits_the_video_frames(
-    tiny_sources: dict[str, Path],
-) -> None:
+TINY_V2 = [
+    "--backbone",
+    "separable_cnn",
+    "--widths",
+    "4,8",
+    "--embedding-dim",
+    "8",
+    "--input-size",
+    "48",
+    "--batch-size",
+    "8",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_v2_run(tiny_sources: dict[str, Path], django_db_setup, django_db_blocker) -> Path:
+    """A tiny image model trained by the v2 recipe on the miniature sources (not registered)."""
     run = tiny_sources["root"] / "run-v2"
-    output = _run(
-        "train_image_model",
-        "--sources",
-        "sdfd-ffhq,dfdc-faces",
-        "--video-sources",
-        "celebdf",
-        "--data",
-        str(tiny_sources["data"]),
-        "--cache",
-        str(tiny_sources["cache"]),
-        "--backbone",
-        "separable_cnn",
-        "--widths",
-        "4,8",
-        "--embedding-dim",
-        "8",
-        "--input-size",
-        "48",
-        "--batch-size",
-        "8",
-        "--stage1-steps",
-        "2",
-        "--stage2-steps",
-        "1",
-        "--out",
-        str(run),
-        "--model-version",
-        "2.0.0-test",
-    )
+    with django_db_blocker.unblock():
+        output = _run(
+            "train_image_model",
+            "--sources",
+            "sdfd-ffhq,dfdc-faces",
+            "--video-sources",
+            "celebdf",
+            "--data",
+            str(tiny_sources["data"]),
+            "--cache",
+            str(tiny_sources["cache"]),
+            *TINY_V2,
+            "--stage1-steps",
+            "2",
+            "--stage2-steps",
+            "1",
+            "--out",
+            str(run),
+            "--no-register",
+        )
+    assert "threshold" in output
+    return run
+
+
+@pytest.mark.django_db
+def test_training_on_every_source_calibrates_on_all_and_cross_fits_the_video_frames(tiny_v2_run: Path) -> None:
+    run = tiny_v2_run
     saved = json.loads((run / "metrics.json").read_text())
     settings = saved["settings"]
     assert settings["architecture"]["backbone"] == "separable_cnn"
@@ -335,9 +349,81 @@ def test_training_on_every_source_calibrates_on_all_and_cross_fits_the_video_fra
     assert len(oof["logits"]) == 4 * 6 and np.isfinite(oof["logits"]).all()
     assert set(oof["folds"]) == {f"fold{number}" for number in range(4)}
     assert set(saved["metrics"]["held_out"]["test_auc"]) == {"sdfd-ffhq", "dfdc-faces"}
-    version = ModelVersion.objects.get(name="unmask-image", version="2.0.0-test")
-    assert version.settings["threshold"] == settings["threshold"] and not version.is_active
-    assert "model version" in output
+
+
+@pytest.mark.django_db
+def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_table(
+    tiny_sources: dict[str, Path], tiny_v2_run: Path
+) -> None:
+    saved = json.loads((tiny_v2_run / "metrics.json").read_text())
+    version = model_version_register(
+        kind="image",
+        name="unmask-image",
+        version="2.0.0-test",
+        weights_path=tiny_v2_run / "image_model.keras",
+        settings=saved["settings"],
+        activate=True,
+    )
+    card = tiny_sources["root"] / "MODEL_CARD.md"
+    card.write_text("# Card\n\n<!-- evaluate_report:start -->\nold figures\n<!-- evaluate_report:end -->\n\nAfter.\n")
+    out = tiny_sources["root"] / "report"
+    _run(
+        "evaluate_report",
+        "--data",
+        str(tiny_sources["data"]),
+        "--frames",
+        str(tiny_v2_run / "video_frames_oof.npz"),
+        "--out",
+        str(out),
+        "--card",
+        str(card),
+        "--record",
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert [row["key"] for row in report["rows"]] == [
+        "dfdc-faces:test",
+        "sdfd-ffhq:test",
+        "sdfd-ffhq:test@224q80",
+        "stylegan-celeba:test",
+        "stylegan-celeba:test@224q80",
+    ]
+    dfdc = report["rows"][0]["versions"]["unmask-image@2.0.0-test"]
+    assert dfdc["n"] + dfdc["n_errors"] == dfdc["n_files"] > 0
+    assert report["frames"]["videos"] == 4
+    assert set(report["pooled"]["by_source"]) >= {"dfdc-faces", "celebdf"}
+    text = card.read_text()
+    assert "old figures" not in text and "| held-out data |" in text and text.endswith("After.\n")
+    assert (out / "roc.png").is_file() and (out / "report.md").read_text().startswith("Measured by")
+    version.refresh_from_db()
+    assert version.metrics["evaluate:dfdc-faces:test"]["n_files"] == dfdc["n_files"]
+
+
+@pytest.mark.django_db
+def test_a_run_on_every_source_registers_and_activates_with_its_decision(tiny_sources: dict[str, Path]) -> None:
+    run = tiny_sources["root"] / "run-registered"
+    output = _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--video-sources",
+        "",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        *TINY_V2,
+        "--stage1-steps",
+        "1",
+        "--out",
+        str(run),
+        "--model-version",
+        "2.0.0-test",
+        "--activate",
+    )
+    version = ModelVersion.objects.get(kind="image", name="unmask-image", version="2.0.0-test")
+    assert version.is_active and "model version unmask-image@2.0.0-test active" in output
+    assert version.settings == json.loads((run / "metrics.json").read_text())["settings"]
+    assert "sdfd-ffhq,dfdc-faces" in version.training_notes
 
 
 @pytest.mark.django_db
@@ -357,16 +443,7 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
         str(tiny_sources["data"]),
         "--cache",
         str(tiny_sources["cache"]),
-        "--backbone",
-        "separable_cnn",
-        "--widths",
-        "4,8",
-        "--embedding-dim",
-        "8",
-        "--input-size",
-        "48",
-        "--batch-size",
-        "8",
+        *TINY_V2,
         "--stage1-steps",
         "1",
         "--out",
@@ -421,3 +498,26 @@ def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources:
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["settings"]["architecture"] == {"backbone": "mobilenet_v2", "trainable_from": "block_6_expand"}
     assert (run / "image_model.keras").stat().st_size > 5_000_000
+
+
+def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tiny_v2_run: Path, tmp_path: Path) -> None:
+    shipped = tmp_path / "weights"
+    for version, default in (("1.0.0", True), ("2.0.0", True)):
+        _run(
+            "ship_model",
+            "--run",
+            str(tiny_v2_run),
+            "--kind",
+            "image",
+            "--name",
+            "unmask-image",
+            "--model-version",
+            version,
+            *(["--default"] if default else []),
+            "--to",
+            str(shipped),
+        )
+    entries = json.loads((shipped / "manifest.json").read_text())["models"]
+    assert [(entry["version"], entry.get("default", False)) for entry in entries] == [("1.0.0", False), ("2.0.0", True)]
+    frames = np.load(shipped / "image-unmask-image-2.0.0-oof-frames.npz")
+    assert "embeddings" not in frames and len(frames["logits"]) == 24

@@ -12,8 +12,8 @@ from training.shipped import SHIPPED_MANIFEST, register_shipped_models
 class Command(BaseCommand):
     help = (
         "Register every model listed in ml/weights/manifest.json as a ModelVersion (idempotent: already "
-        "registered versions are left as they are) and activate them, unless another version of the same kind "
-        "is already active and --keep-active is given."
+        "registered versions are left as they are) and activate each kind's default one, unless a version of "
+        "that kind that is not shipped (trained or uploaded here) is active and --keep-active is given."
     )
     requires_system_checks: list[str] = []
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--keep-active",
             action="store_true",
-            help="do not replace an already active version of a kind (e.g. one trained locally)",
+            help="do not replace an active version that is not a shipped one (e.g. one trained locally)",
         )
 
     def handle(self, *args, **options) -> None:

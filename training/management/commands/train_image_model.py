@@ -77,6 +77,14 @@ class Command(BaseCommand):
         recipe.add_argument("--stage1-learning-rate", type=float, default=3e-4)
         recipe.add_argument("--stage2-learning-rate", type=float, default=1e-4)
         recipe.add_argument("--no-self-blended", action="store_true", help="no self-blended stream")
+        recipe.add_argument(
+            "--augment", default="mixture", choices=["mixture", "light", "v1"], help="augmentation preset"
+        )
+        recipe.add_argument(
+            "--emphasis",
+            default="",
+            help="draw factors per stream, e.g. dfdc-faces=2,self-blended=1.5 (default: every stream alike)",
+        )
         recipe.add_argument("--no-cross-fit", action="store_true", help="skip the per-fold video stage 2 runs")
         parser.add_argument("--name", default="unmask-image", help="model name to register")
         parser.add_argument("--model-version", default=None, help="version to register (default: the run's timestamp)")
@@ -96,7 +104,7 @@ class Command(BaseCommand):
     def _train_on_sources(self, options: dict) -> None:
         from ml.plots import save_evaluation_plots
         from ml.sources import SOURCES
-        from ml.train_sources import SourceTrainingConfig, train_image_on_sources
+        from ml.train_sources import AUGMENTATIONS, SourceTrainingConfig, train_image_on_sources
 
         sources = tuple(name for name in options["sources"].split(",") if name)
         video_sources = tuple(name for name in options["video_sources"].split(",") if name)
@@ -111,8 +119,17 @@ class Command(BaseCommand):
             backbone_options["trainable_from"] = None if trainable_from == "all" else trainable_from
         else:
             backbone_options["widths"] = tuple(int(width) for width in options["widths"].split(","))
+        try:
+            emphasis = {
+                name: float(factor)
+                for name, _, factor in (item.partition("=") for item in options["emphasis"].split(",") if item)
+            }
+        except ValueError as exc:
+            raise CommandError(f"--emphasis must look like dfdc-faces=2,self-blended=1.5 ({exc})") from exc
         config = SourceTrainingConfig(
             backbone=options["backbone"],
+            augment=AUGMENTATIONS[options["augment"]],
+            stream_emphasis=emphasis,
             backbone_options=backbone_options,
             input_size=options["input_size"],
             embedding_dim=options["embedding_dim"],

@@ -1,0 +1,371 @@
+"""The image model card's figures: every held-out set scored through the scan pipeline, in one report.
+
+`build_image_report` runs `training.evaluation.evaluate_files` on each row of `IMAGE_REPORT_ROWS` (each
+source's test split, and re-encoded copies of two of them), on the sources left out of training by leave-one-
+source-out runs, adds the out-of-fold video-frame figures of the version's training run, and pools everything
+held out to measure calibration (ECE) and the false-positive rate of every real source at the threshold.
+`card_table` turns it into the Markdown the model card shows, so the card's numbers are never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.metrics import binary_report, expected_calibration_error, roc_auc, sigmoid
+from ml.pipeline import Analyzer
+from ml.sources import SOURCES, split_files
+from training.evaluation import evaluate_files
+from training.model_specs import spec_from_run, spec_from_version
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One held-out set: a source's split, optionally re-encoded to one size and one JPEG quality (the
+    file-property shortcut check), with the ROC-AUC target the card holds it to."""
+
+    key: str
+    title: str
+    source: str
+    split: str = "test"
+    reencode: tuple[int, int] | None = None  # (side in pixels, JPEG quality)
+    target_auc: float | None = None
+
+
+IMAGE_REPORT_ROWS = (
+    ReportRow("dfdc-faces:test", "DFDC faces, source videos never trained on", "dfdc-faces", target_auc=0.90),
+    ReportRow("sdfd-ffhq:test", "Stable Diffusion 2.1 vs FFHQ, held-out files", "sdfd-ffhq", target_auc=0.97),
+    ReportRow(
+        "sdfd-ffhq:test@224q80",
+        "the same files re-encoded to 224 px, JPEG q80",
+        "sdfd-ffhq",
+        reencode=(224, 80),
+        target_auc=0.95,
+    ),
+    ReportRow("stylegan-celeba:test", "StyleGAN vs CelebA, its val set", "stylegan-celeba", target_auc=0.995),
+    ReportRow(
+        "stylegan-celeba:test@224q80",
+        "the same files re-encoded to 224 px, JPEG q80",
+        "stylegan-celeba",
+        reencode=(224, 80),
+        target_auc=0.98,
+    ),
+)
+FRAMES_TARGET_AUC = 0.85
+LEFT_OUT_AIM_AUC = 0.75
+ECE_TARGET = 0.05
+FALSE_POSITIVE_TARGET = 0.05
+
+
+def reencoded_copy(files: list[tuple[Path, int]], out_dir: Path, *, size: int, quality: int) -> list[tuple[Path, int]]:
+    """`files` centre-cropped square, resized to `size` and saved as JPEG at `quality` under `out_dir/{real,fake}`
+    (kept, so a second report reuses the copy); returns the copies with their labels."""
+    from PIL import Image, ImageOps
+
+    copies = []
+    for path, label in files:
+        target = out_dir / ("fake" if label else "real") / f"{path.stem}.jpg"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(path) as opened:
+                image = ImageOps.exif_transpose(opened).convert("RGB")
+            side = min(image.size)
+            left, top = (image.width - side) // 2, (image.height - side) // 2
+            square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+            square.save(target, "JPEG", quality=quality)
+        copies.append((target, label))
+    return copies
+
+
+def platt(settings: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """The version's calibration as a function of raw logits."""
+    calibration = settings.get("calibration") or {}
+    scale, bias = float(calibration.get("scale", 1.0)), float(calibration.get("bias", 0.0))
+    return lambda logits: sigmoid(scale * np.asarray(logits, dtype=np.float64) + bias)
+
+
+def out_of_fold_frames(frames_path: Path, *, settings: dict) -> dict:
+    """The video frames as the cross-fitted stage-2 models scored them (each frame by a model that never saw
+    its video group), calibrated as the version calibrates: overall, per video source and per video."""
+    saved = np.load(frames_path, allow_pickle=False)
+    labels = saved["labels"].astype(int)
+    probabilities = platt(settings)(saved["logits"])
+    threshold = float(settings.get("threshold", 0.5))
+    units = saved["units"].astype(str)
+    sources = np.asarray([unit.split("/", 1)[0] for unit in units])
+    summary = _figures(labels, probabilities, threshold)
+    summary["videos"] = len(set(units.tolist()))
+    summary["groups"] = len(set(saved["groups"].astype(str).tolist()))
+    summary["by_source"] = {
+        name: _figures(labels[sources == name], probabilities[sources == name], threshold)
+        for name in sorted(set(sources.tolist()))
+    }
+    summary["per_video"] = [
+        {
+            "video": unit,
+            "label": "fake" if labels[units == unit][0] else "real",
+            "fold": str(saved["folds"][units == unit][0]),
+            "frames": int((units == unit).sum()),
+            "mean_probability": round(float(probabilities[units == unit].mean()), 4),
+            "share_over_threshold": round(float((probabilities[units == unit] >= threshold).mean()), 4),
+        }
+        for unit in sorted(set(units.tolist()))
+    ]
+    return {"labels": labels, "probabilities": probabilities, "groups": sources, "summary": summary}
+
+
+def _figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
+    labels, probabilities = np.asarray(labels).astype(int), np.asarray(probabilities, dtype=np.float64)
+    report = binary_report(labels, probabilities, threshold)
+    reals = labels == 0
+    return {
+        "n": report["n"],
+        "auc": report["auc"],
+        "accuracy": report["accuracy"],
+        "ece": report["ece"],
+        "false_positive_rate": round(float((probabilities[reals] >= threshold).mean()), 6) if reals.any() else None,
+    }
+
+
+def build_image_report(
+    *,
+    data_dir: Path,
+    version,
+    compared: list,
+    frames_path: Path | None,
+    left_out: list[tuple[str, Path]],
+    work_dir: Path,
+    progress: Callable[[str], Callable[[int, int], None]],
+) -> dict:
+    """Every figure of the image model card, for `version` (and `compared` versions on the same files)."""
+    analyzers = {model.label: Analyzer(spec_from_version(model)) for model in [version, *compared]}
+    rows = []
+    for row in IMAGE_REPORT_ROWS:
+        source = SOURCES[row.source]
+        files = split_files(source, data_dir, row.split)
+        root = source.folder(data_dir)
+        if row.reencode is not None:
+            size, quality = row.reencode
+            root = work_dir / "reencoded" / f"{row.source}-{row.split}-{size}-q{quality}"
+            files = reencoded_copy(files, root, size=size, quality=quality)
+        entry = {"key": row.key, "title": row.title, "target_auc": row.target_auc, "source": row.source, "versions": {}}
+        for label, analyzer in analyzers.items():
+            entry["versions"][label] = evaluate_files(
+                analyzer, files, kind="image", root=root, name=row.key, progress=progress(f"{row.key} {label}")
+            )
+        entry["reencoded"] = row.reencode is not None
+        rows.append(entry)
+    for name, run in left_out:
+        source = SOURCES[name]
+        analyzer = Analyzer(spec_from_run(run, kind="image"))
+        summary = evaluate_files(
+            analyzer,
+            split_files(source, data_dir, "test"),
+            kind="image",
+            root=source.folder(data_dir),
+            name=f"{name}:test, left out",
+            progress=progress(f"{name} left out"),
+        )
+        rows.append(
+            {
+                "key": f"{name}:test, left out",
+                "title": f"{name} test split, by a run that never saw {name} (--leave-out)",
+                "target_auc": LEFT_OUT_AIM_AUC,
+                "source": name,
+                "left_out": True,
+                "run": str(run),
+                "versions": {analyzer.labels["image"]: summary},
+            }
+        )
+        del analyzer
+    frames = out_of_fold_frames(frames_path, settings=version.settings) if frames_path is not None else None
+    return {
+        "version": version.label,
+        "compared": [model.label for model in compared],
+        "threshold": float(version.settings.get("threshold", 0.5)),
+        "uncertain_band": [version.settings.get("uncertain_low"), version.settings.get("uncertain_high")],
+        "rows": rows,
+        "frames": frames["summary"] if frames else None,
+        "frames_file": str(frames_path) if frames_path else None,
+        "pooled": _pooled(rows, frames, version.label, float(version.settings.get("threshold", 0.5))),
+        "manipulation": _manipulation_accuracy(rows, version.label),
+    }
+
+
+def _pooled(rows: list[dict], frames: dict | None, label: str, threshold: float) -> dict:
+    """All held-out data of the version together (test splits as they are, out-of-fold frames): ECE, and the
+    false-positive rate of each real source at the threshold."""
+    labels, probabilities, groups = [], [], []
+    for row in rows:
+        if row.get("reencoded") or row.get("left_out"):
+            continue
+        for entry in row["versions"][label]["files"]:
+            if entry["error"] is None:
+                labels.append(1 if entry["label"] == "fake" else 0)
+                probabilities.append(entry["fake_probability"])
+                groups.append(row["source"])
+    if frames is not None:
+        labels.extend(frames["labels"].tolist())
+        probabilities.extend(frames["probabilities"].tolist())
+        groups.extend(frames["groups"].tolist())
+    labels_array, probabilities_array, groups_array = np.asarray(labels), np.asarray(probabilities), np.asarray(groups)
+    by_source = {}
+    for name in sorted(set(groups)):
+        members = groups_array == name
+        by_source[name] = {
+            "real_origin": SOURCES[name].real_origin,
+            **_figures(labels_array[members], probabilities_array[members], threshold),
+        }
+    return {
+        "n": len(labels),
+        "auc": None if not labels else round(roc_auc(labels_array, probabilities_array) or 0.0, 6),
+        "ece": round(expected_calibration_error(labels_array, probabilities_array), 6) if labels else None,
+        "by_source": by_source,
+    }
+
+
+def _manipulation_accuracy(rows: list[dict], label: str) -> dict:
+    """Per source, the share of scored fakes whose "most like" type is the source's kind of fake."""
+    figures = {}
+    for row in rows:
+        if row.get("reencoded") or row.get("left_out"):
+            continue
+        fakes = [
+            entry for entry in row["versions"][label]["files"] if entry["error"] is None and entry["label"] == "fake"
+        ]
+        typed = [entry for entry in fakes if entry.get("manipulation")]
+        if typed:
+            expected = SOURCES[row["source"]].fake_type
+            figures[row["source"]] = {
+                "fakes": len(typed),
+                "type": expected,
+                "accuracy": round(sum(entry["manipulation"] == expected for entry in typed) / len(typed), 4),
+            }
+    return figures
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    """report.json (figures, with the per-file rows in files.json), report.md and plots under `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_file = {
+        f"{row['key']} | {label}": summary["files"]
+        for row in report["rows"]
+        for label, summary in row["versions"].items()
+    }
+    (out_dir / "files.json").write_text(json.dumps(per_file))
+    slim = json.loads(json.dumps(report, default=str))
+    for row in slim["rows"]:
+        for summary in row["versions"].values():
+            summary.pop("files", None)
+    (out_dir / "report.json").write_text(json.dumps(slim, indent=2))
+    (out_dir / "report.md").write_text(card_table(report) + "\n")
+    _plot_rocs(report, out_dir / "roc.png")
+
+
+def _met(value: float | None, target: float | None, *, at_most: bool = False) -> str:
+    if value is None or target is None:
+        return ""
+    return "met" if (value <= target if at_most else value >= target) else "**missed**"
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def card_table(report: dict) -> str:
+    """The model card's figures as Markdown: one table of held-out sets, then calibration and false positives."""
+    main = report["version"]
+    lines = [
+        f"Measured by `manage.py evaluate_report` on {report.get('date', '?')}, {report.get('machine', '?')}, "
+        f"for `{main}` (threshold {report['threshold']}, uncertain band {report['uncertain_band'][0]}-"
+        f"{report['uncertain_band'][1]}).",
+        "",
+        "| held-out data | n scored (no face) | ROC-AUC | accuracy | false-positive rate | ECE | target | "
+        + " | ".join(f"`{label}` ROC-AUC" for label in report["compared"])
+        + (" |" if report["compared"] else "|"),
+        "|---|---|---|---|---|---|---|" + "---|" * len(report["compared"]),
+    ]
+    for row in report["rows"]:
+        summary = next(iter(row["versions"].values())) if row.get("left_out") else row["versions"][main]
+        target = row["target_auc"]
+        goal = f"aim >= {target}" if row.get("left_out") else f">= {target}"
+        others = [
+            _number(row["versions"][label]["auc"]) if label in row["versions"] and not row.get("left_out") else ""
+            for label in report["compared"]
+        ]
+        lines.append(
+            f"| {row['title']} (`{row['key']}`) | {summary['n']} ({summary['n_errors']}) | "
+            f"**{_number(summary['auc'])}** | {_number(summary['accuracy'])} | "
+            f"{_number(summary['false_positive_rate'])} | {_number(summary['ece'])} | "
+            f"{goal}: {_met(summary['auc'], target)} |" + "".join(f" {value} |" for value in others)
+        )
+    frames = report.get("frames")
+    if frames:
+        lines.append(
+            f"| frames of held-out FF++ / Celeb-DF source groups, out-of-fold ({frames['videos']} videos, "
+            f"{frames['groups']} groups) | {frames['n']} (0) | **{_number(frames['auc'])}** | "
+            f"{_number(frames['accuracy'])} | {_number(frames['false_positive_rate'])} | {_number(frames['ece'])} | "
+            f">= {FRAMES_TARGET_AUC}: {_met(frames['auc'], FRAMES_TARGET_AUC)} |" + " |" * len(report["compared"])
+        )
+    pooled = report["pooled"]
+    lines += [
+        "",
+        f"All held-out data together ({pooled['n']} faces: the test splits above as they are, and the out-of-fold "
+        f"frames): ROC-AUC {_number(pooled['auc'])}, **ECE {_number(pooled['ece'])}** "
+        f"(target <= {ECE_TARGET}: {_met(pooled['ece'], ECE_TARGET, at_most=True)}).",
+        "",
+        "| real source | real faces | false-positive rate at the threshold | target |",
+        "|---|---|---|---|",
+    ]
+    for name, figures in pooled["by_source"].items():
+        rate = figures["false_positive_rate"]
+        lines.append(
+            f"| {figures['real_origin']} (`{name}`) | {_real_count(report, name)} | **{_number(rate)}** | "
+            f"<= {FALSE_POSITIVE_TARGET}: {_met(rate, FALSE_POSITIVE_TARGET, at_most=True)} |"
+        )
+    if report.get("manipulation"):
+        lines += ["", '| fakes of | their kind | "most like" names it |', "|---|---|---|"]
+        for name, figures in report["manipulation"].items():
+            lines.append(
+                f"| `{name}` ({figures['fakes']} fakes) | {figures['type']} | {_number(figures['accuracy'])} |"
+            )
+    return "\n".join(lines)
+
+
+def _real_count(report: dict, name: str) -> int | str:
+    for row in report["rows"]:
+        if row["source"] == name and not row.get("reencoded") and not row.get("left_out"):
+            files = row["versions"][report["version"]]["files"]
+            return sum(1 for entry in files if entry["label"] == "real" and entry["error"] is None)
+    frames = report.get("frames") or {}
+    return frames.get("by_source", {}).get(name, {}).get("n", "")
+
+
+def _plot_rocs(report: dict, path: Path) -> None:
+    """One ROC plot with a curve per held-out set of the main version (and left-out runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ml.metrics import roc_curve
+
+    figure, axes = plt.subplots(figsize=(6, 5), dpi=100)
+    for row in report["rows"]:
+        summary = next(iter(row["versions"].values())) if row.get("left_out") else row["versions"][report["version"]]
+        scored = [entry for entry in summary["files"] if entry["error"] is None]
+        if len({entry["label"] for entry in scored}) < 2:
+            continue
+        labels = np.asarray([entry["label"] == "fake" for entry in scored])
+        fpr, tpr, _ = roc_curve(labels, np.asarray([entry["fake_probability"] for entry in scored]))
+        axes.plot(fpr, tpr, label=f"{row['key']} ({summary['auc']:.3f})", linewidth=1.2)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC, held out: {report['version']}")
+    axes.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
