@@ -61,6 +61,10 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def plot_storage_name(self, plot_name: str) -> str:
+        """Where an uploaded evaluation plot of this version lives in model storage, beside the weights."""
+        return f"plots/{self.kind}-{self.name}-{self.version}/{plot_name}"
+
 
 class ShadowResult(models.Model):
     """What a shadow candidate concluded about one scan, beside the verdict the scan's owner was shown.

@@ -65,6 +65,15 @@ def model_version_register(
     return model_version
 
 
+def model_version_plot_store(*, model_version: ModelVersion, plot_name: str, plot: File) -> None:
+    """Store an evaluation plot (PNG) of the version beside its weights, replacing an earlier one of that name."""
+    storage = model_version.weights.storage
+    storage_name = model_version.plot_storage_name(plot_name)
+    if storage.exists(storage_name):
+        storage.delete(storage_name)
+    storage.save(storage_name, plot)
+
+
 def evaluation_metrics_key(data: str | Path) -> str:
     """The metrics section of an evaluation on folder `data`: `evaluate:<folder name>` (e.g. `evaluate:val`).
 
