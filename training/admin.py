@@ -5,7 +5,7 @@ Everything that defines a registered version (weights, settings, metrics) is rea
 in through the add form, which stores it with `model_version_register` (never activated on upload). The
 active version changes only through the "activate" and "roll back" actions, which go through
 `model_version_activate`, so the previous active version of the kind is deactivated in the same transaction.
-Shadow mode (see `training.shadow`) is switched by the "shadow" actions; a version's page then reports how its
+Shadow mode (see `scans.shadow`) is switched by the "shadow" actions; a version's page then reports how its
 verdicts on new scans agree with the ones users were shown, and `ShadowResult` rows list them one by one.
 """
 
