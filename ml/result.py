@@ -350,10 +350,6 @@ class Analysis:
     explanation: Explanation | None = None
     crops: Mapping[CropRule, tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False, repr=False)
 
-    def __getitem__(self, key: str) -> Any:
-        """Read access by name, for callers written against the dict this used to be (`evaluate_model`)."""
-        return getattr(self, key)
-
     @property
     def is_video(self) -> bool:
         return self.kind == VIDEO
