@@ -19,7 +19,6 @@ from ml.faces import CropRule
 
 IMAGE = "image"
 VIDEO = "video"
-VERDICTS = ("real", "fake", "uncertain", "no_face")
 # Written in place of the evidence when drawing it failed; the verdict stands (see Analysis.without_explanation).
 EXPLANATION_FAILED_NOTE = "The face crops and heatmaps could not be generated for this scan; the verdict is unaffected."
 
