@@ -152,18 +152,11 @@ def _tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelSp
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
-@pytest.fixture
-def tiny_models(db, _tiny_model_files: tuple[ModelSpec, ModelSpec]) -> tuple[ModelVersion, ModelVersion]:
-    """Registers and activates the tiny image and video models; returns their (image, video) ModelVersions.
-
-    Their scores are meaningless (random weights) but real in shape, so platform tests run the whole
-    pipeline (MTCNN included) in about a second per scan.
-    """
+def _register_and_activate(specs: tuple[ModelSpec, ModelSpec]) -> tuple[ModelVersion, ModelVersion]:
     from training.services import model_version_register
 
-    image_spec, video_spec = _tiny_model_files
     registered = []
-    for kind, spec in (("image", image_spec), ("video", video_spec)):
+    for kind, spec in zip(("image", "video"), specs, strict=True):
         name, version = spec.label.split("@", 1)
         registered.append(
             model_version_register(
@@ -180,6 +173,31 @@ def tiny_models(db, _tiny_model_files: tuple[ModelSpec, ModelSpec]) -> tuple[Mod
 
 
 @pytest.fixture
+def tiny_models(db, _tiny_model_files: tuple[ModelSpec, ModelSpec]) -> tuple[ModelVersion, ModelVersion]:
+    """Registers and activates the tiny image and video models; returns their (image, video) ModelVersions.
+
+    Their scores are meaningless (random weights) but real in shape, so platform tests run the whole
+    pipeline (MTCNN included) in about a second per scan. They have the manipulation-type head.
+    """
+    return _register_and_activate(_tiny_model_files)
+
+
+@pytest.fixture(scope="session")
+def _tiny_model_files_without_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelSpec, ModelSpec]:
+    from ml.testing import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models-no-head"), manipulation_types=())
+
+
+@pytest.fixture
+def tiny_models_without_head(
+    db, _tiny_model_files_without_head: tuple[ModelSpec, ModelSpec]
+) -> tuple[ModelVersion, ModelVersion]:
+    """Like `tiny_models`, without the manipulation-type head: what the shipped v1 models are."""
+    return _register_and_activate(_tiny_model_files_without_head)
+
+
+@pytest.fixture
 def run_worker(redis_conn: redis.Redis) -> Callable[[], ScanWorker]:
     """Runs the queued scan jobs with a real `ScanWorker` in burst mode against the test Redis; returns the worker
     (`successful_job_count` and `failed_job_count` say how its jobs ended).
@@ -193,7 +211,7 @@ def run_worker(redis_conn: redis.Redis) -> Callable[[], ScanWorker]:
     import django_rq
     from django.db import connection
 
-    from scans.services import SCAN_QUEUE
+    from scans.queues import SCAN_QUEUE
     from scans.worker import ScanWorker
 
     def run() -> ScanWorker:
@@ -214,6 +232,28 @@ def run_worker(redis_conn: redis.Redis) -> Callable[[], ScanWorker]:
         return worker
 
     return run
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts how often media is decoded to pixels: every call of `ml.faces.load_image` (photos) and
+    `ml.faces.iter_video_frames` (videos), wherever a module of the project imported them from."""
+    import sys
+
+    from ml import faces
+
+    counts = {"load_image": 0, "iter_video_frames": 0}
+    for name in counts:
+        original = getattr(faces, name)
+
+        def counted(*args: object, _name: str = name, _original: Callable = original, **kwargs: object) -> object:
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        for module in list(sys.modules.values()):
+            if getattr(module, "__name__", "").startswith(("ml", "scans")) and getattr(module, name, None) is original:
+                monkeypatch.setattr(module, name, counted)
+    return counts
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from bench.media import VAL, data_dir
 
 if TYPE_CHECKING:
     from bench.naive import NaivePipeline
-    from ml.pipeline import Decision
+    from ml.result import Decision
 
 FFPP = Path("videos") / "ffpp"
 

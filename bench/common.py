@@ -290,7 +290,7 @@ class Worker:
 def _live_bench_workers() -> set[str]:
     from rq import Worker as RQWorker
 
-    from scans.services import scan_queue
+    from scans.queues import scan_queue
 
     return {worker.name for worker in RQWorker.all(queue=scan_queue("image"))}
 

@@ -88,7 +88,7 @@ def run(*, repeats: int = 20, naive_repeats: int = 3, warmup: int = 2) -> dict:
     naive = NaivePipeline(analyzer) if naive_repeats > 0 else None
     for label, path in media.images().items():
         analyzer.analyze_image(path)
-        fast = [analyzer.analyze_image(path)["timings"]["total_s"] for _ in range(max(3, naive_repeats))]
+        fast = [analyzer.analyze_image(path).timings.total_s for _ in range(max(3, naive_repeats))]
         entry = figures["files"][label]
         entry["fast_analysis_s"] = median(fast)
         if naive is not None:

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from rest_framework.authtoken.models import Token
 
     from scans.models import Scan
-    from scans.services import scan_delete, scan_queue
+    from scans.queues import scan_queue
+    from scans.services import scan_delete
 
     user, _created = get_user_model().objects.get_or_create(username="bench-upload-user")
     token = Token.objects.get_or_create(user=user)[0].key

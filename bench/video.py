@@ -42,14 +42,14 @@ def run(*, repeats: int = 3, naive_repeats: int = 1, through_worker: bool = True
         last = runs[-1]
         figures["files"][label] = {
             "path": str(path),
-            "frames_analyzed": last["media"]["frames_analyzed"],
-            "full_detections": last["media"]["full_detections"],
-            "people": len(last["faces"]),
-            "verdict": last["verdict"],
-            "fake_probability": last["fake_probability"],
-            "total_s": median(run["timings"]["total_s"] for run in runs),
+            "frames_analyzed": last.media.frames_analyzed,
+            "full_detections": last.media.full_detections,
+            "people": len(last.faces),
+            "verdict": last.verdict,
+            "fake_probability": last.fake_probability,
+            "total_s": median(run.timings.total_s for run in runs),
             "stages_median_s": {
-                key: median(run["timings"][key] for run in runs)
+                key: median(getattr(run.timings, key) for run in runs)
                 for key in ("decode_s", "detect_s", "crop_s", "model_s")
             },
         }

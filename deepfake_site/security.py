@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils.html import escape
 
-from scans.batches import BatchRejected, batch_request_size_check
-from scans.services import UploadRejected, upload_request_size_check
+from scans.intake import BatchRejected, batch_request_size_check, upload_request_size_check
+from scans.uploads import UploadRejected
 
 # The pages use only their own script and stylesheet; inline `style` attributes place face boxes and meters.
 CONTENT_SECURITY_POLICY = (

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "accounts",
     "training",
     "scans",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -231,7 +232,7 @@ UNMASK_UPLOAD_DAILY_QUOTA = envint("UNMASK_UPLOAD_DAILY_QUOTA", 500)
 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file"
 
 
-# --- Webhooks, metrics, logs (scans.webhooks, scans.metrics, scans.log_context) -----------------------
+# --- Webhooks, metrics, logs (the webhooks app, scans.metrics, scans.log_context) -----------------
 # Webhook deliveries are RQ jobs on this queue; the default is the scan queue, which every worker already serves.
 # Retries wait UNMASK_WEBHOOK_RETRY_INTERVALS seconds (one entry per retry), which needs a worker started with
 # `--with-scheduler`; without one, a failed delivery waits in RQ's scheduled registry.

@@ -14,7 +14,9 @@ is a new entry rather than a new code path (DeepfakeBench's detector registry).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -158,6 +160,32 @@ def load_keras_model(weights_path: str | os.PathLike):
         raise ModelError(f"cannot load weights {weights_path}: {exc}") from exc
 
 
+def encode_in_batches(
+    forward: Callable[[np.ndarray], Sequence[Any]], crops: np.ndarray, *, embedding_dim: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The one batched forward pass over face crops, whichever way the model runs (eager Keras or compiled).
+
+    `forward` maps a float32 batch to the model's outputs: embedding, fake logit and, for a model with the
+    second head, the manipulation-type probabilities. Returns embeddings (N x D float32), raw logits (N
+    float64) and the probabilities (N x K float64, None without the head); an empty input gives empty arrays.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or len(crops) == 0:
+        return np.zeros((0, embedding_dim), dtype=np.float32), np.zeros(0), None
+    embeddings, logits, manipulation = [], [], []
+    for start in range(0, len(crops), batch_size):
+        outputs = forward(crops[start : start + batch_size].astype(np.float32))
+        embeddings.append(np.asarray(outputs[0]))
+        logits.append(np.asarray(outputs[1]).reshape(-1))
+        if len(outputs) > 2:
+            manipulation.append(np.asarray(outputs[2]))
+    return (
+        np.concatenate(embeddings).astype(np.float32),
+        np.concatenate(logits).astype(np.float64),
+        np.concatenate(manipulation).astype(np.float64) if manipulation else None,
+    )
+
+
 @dataclass
 class FacePredictions:
     """Per-crop outputs of the image model."""
@@ -206,24 +234,17 @@ class ImageModel:
         return sigmoid(self.calibration_scale * np.asarray(logits, dtype=np.float64) + self.calibration_bias)
 
     def predict(self, crops: np.ndarray, *, batch_size: int = 64) -> FacePredictions:
-        """Logits, calibrated fake probabilities and embeddings for N crops (N x S x S x 3 uint8), batched."""
-        crops = np.asarray(crops)
-        if crops.ndim != 4 or len(crops) == 0:
-            return FacePredictions(
-                logits=np.zeros(0), probabilities=np.zeros(0), embeddings=np.zeros((0, self.embedding_dim))
-            )
-        embeddings, logits, manipulation = [], [], []
-        for start in range(0, len(crops), batch_size):
-            batch = crops[start : start + batch_size].astype(np.float32)
-            outputs = self._features([batch], training=False)
-            embeddings.append(np.asarray(outputs[0]))
-            logits.append(np.asarray(outputs[1]).reshape(-1))
-            if self.manipulation_types:
-                manipulation.append(np.asarray(outputs[2]))
-        all_logits = np.concatenate(logits).astype(np.float64)
+        """Logits, calibrated fake probabilities and embeddings for N crops (N x S x S x 3 uint8), batched.
+
+        Keras runs eagerly here, layer by layer: the reference the compiled `ml.inference.ImageScorer` is tested
+        against, and what training uses.
+        """
+        embeddings, logits, manipulation = encode_in_batches(
+            lambda batch: self._features([batch], training=False),
+            crops,
+            embedding_dim=self.embedding_dim,
+            batch_size=batch_size,
+        )
         return FacePredictions(
-            logits=all_logits,
-            probabilities=self.calibrate(all_logits),
-            embeddings=np.concatenate(embeddings).astype(np.float32),
-            manipulation=np.concatenate(manipulation).astype(np.float64) if manipulation else None,
+            logits=logits, probabilities=self.calibrate(logits), embeddings=embeddings, manipulation=manipulation
         )

@@ -21,7 +21,7 @@ import numpy as np
 
 from ml.errors import ModelError
 from ml.faces import CropRule
-from ml.image_model import FacePredictions, load_keras_model
+from ml.image_model import MANIPULATION_TYPES, FacePredictions, encode_in_batches, load_keras_model
 from ml.metrics import logit, sigmoid
 
 FRAME_ENCODER = "frame_encoder"
@@ -108,6 +108,14 @@ class VideoModel:
         if int(encoder.inputs[0].shape[1]) != self.crop_rule.size:
             raise ModelError("the video model's frame encoder does not match its crop rule")
         self.embedding_dim = int(encoder.outputs[0].shape[-1])
+        # A frame encoder copied from an image model with the second head answers its manipulation types too.
+        self.manipulation_types: tuple[str, ...] = ()
+        if len(encoder.outputs) > 2:
+            self.manipulation_types = tuple(settings.get("manipulation_types") or MANIPULATION_TYPES)
+            if len(self.manipulation_types) != int(encoder.outputs[2].shape[-1]):
+                raise ModelError(
+                    "the frame encoder's manipulation head does not match the settings' manipulation_types"
+                )
         frame_calibration = settings.get("frame_calibration") or {}
         self.frame_scale = float(frame_calibration.get("scale", 1.0))
         self.frame_bias = float(frame_calibration.get("bias", 0.0))
@@ -129,24 +137,21 @@ class VideoModel:
         return cls(load_keras_model(weights_path), settings)
 
     def predict_frames(self, crops: np.ndarray, *, batch_size: int = 64) -> FacePredictions:
-        """Embeddings, frame logits and calibrated frame probabilities for N face crops, batched."""
-        crops = np.asarray(crops)
-        if crops.ndim != 4 or len(crops) == 0:
-            return FacePredictions(
-                logits=np.zeros(0), probabilities=np.zeros(0), embeddings=np.zeros((0, self.embedding_dim))
-            )
-        embeddings, logits = [], []
-        for start in range(0, len(crops), batch_size):
-            batch = crops[start : start + batch_size].astype(np.float32)
-            outputs = self.frame_encoder([batch], training=False)
-            embeddings.append(np.asarray(outputs[0]))
-            logits.append(np.asarray(outputs[1]).reshape(-1))
-        all_logits = np.concatenate(logits).astype(np.float64)
-        return FacePredictions(
-            logits=all_logits,
-            probabilities=sigmoid(self.frame_scale * all_logits + self.frame_bias),
-            embeddings=np.concatenate(embeddings).astype(np.float32),
+        """Embeddings, frame logits and calibrated frame probabilities for N face crops, batched (eager Keras:
+        the reference the compiled `ml.inference.FrameScorer` is tested against)."""
+        embeddings, logits, manipulation = encode_in_batches(
+            lambda batch: self.frame_encoder([batch], training=False),
+            crops,
+            embedding_dim=self.embedding_dim,
+            batch_size=batch_size,
         )
+        return FacePredictions(
+            logits=logits, probabilities=self.calibrate_frames(logits), embeddings=embeddings, manipulation=manipulation
+        )
+
+    def calibrate_frames(self, logits: np.ndarray) -> np.ndarray:
+        """Per-frame fake probabilities from raw frame-encoder logits."""
+        return sigmoid(self.frame_scale * np.asarray(logits, dtype=np.float64) + self.frame_bias)
 
     def sequence_logits(self, embeddings: np.ndarray, frame_logits: np.ndarray) -> np.ndarray:
         """Raw sequence-head logits for every clip window of one track."""

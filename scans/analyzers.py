@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 
 from django.conf import settings
+from rq.timeouts import JobTimeoutException
 
 from ml.pipeline import Analyzer, ModelSpec
 from ml.shadow import ShadowScorer
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 _MAX_CACHED_ANALYZERS = 2
 _analyzers: OrderedDict[tuple[int, int | None], Analyzer] = OrderedDict()
 _analyzers_lock = threading.Lock()
-# Shadow candidates (training.shadow), one per kind at most, cached like the analyzers and keyed by version id.
+# Shadow candidates (scans.shadow), one per kind at most, cached like the analyzers and keyed by version id.
 _MAX_CACHED_SHADOW_SCORERS = 2
 _shadow_scorers: OrderedDict[int, ShadowScorer] = OrderedDict()
 
@@ -66,6 +67,8 @@ def analyzer_for_versions(*, image_version: ModelVersion, video_version: ModelVe
             model_spec_for(video_version) if video_version else None,
             video_frames=settings.UNMASK_VIDEO_FRAMES,
             max_image_pixels=settings.UNMASK_MAX_IMAGE_PIXELS,
+            # A job that runs past its time limit must end as a timeout, never as "evidence missing".
+            fatal_errors=(JobTimeoutException,),
         )
         _analyzers[key] = analyzer
         while len(_analyzers) > _MAX_CACHED_ANALYZERS:
@@ -97,9 +100,7 @@ def shadow_scorer_for(candidate: ModelVersion) -> ShadowScorer:
             _shadow_scorers.move_to_end(candidate.pk)
             return _shadow_scorers[candidate.pk]
         logger.info("Loading shadow candidate %s (%s model)", candidate.label, candidate.kind)
-        scorer = ShadowScorer(
-            model_spec_for(candidate), kind=candidate.kind, max_image_pixels=settings.UNMASK_MAX_IMAGE_PIXELS
-        )
+        scorer = ShadowScorer(model_spec_for(candidate), kind=candidate.kind)
         _shadow_scorers[candidate.pk] = scorer
         while len(_shadow_scorers) > _MAX_CACHED_SHADOW_SCORERS:
             _shadow_scorers.popitem(last=False)

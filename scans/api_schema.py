@@ -1,8 +1,9 @@
-"""OpenAPI descriptions of the API views, for the schema at /api/v1/schema/ (drf-spectacular).
+"""OpenAPI descriptions of the scan API views, for the schema at /api/v1/schema/ (drf-spectacular).
 
 The views are plain `APIView`s with nested serializers, which drf-spectacular cannot guess, so their
-request and response shapes are declared here, beside the views rather than inside them.
-`describe_api()` applies them once, when the URL configuration loads.
+request and response shapes are declared here, beside the views rather than inside them (each app that has
+an API does the same: accounts, webhooks). `describe_api()` applies them once, when the URL configuration
+loads.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from accounts import apis as account_apis
-from scans import apis, batch_apis, metrics, webhook_apis
+from scans import apis, batch_apis, metrics
 
-_ERROR = inline_serializer("Error", fields={"detail": serializers.CharField()})
+ERROR = inline_serializer("Error", fields={"detail": serializers.CharField()})
 _BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes.")
-_NOT_FOUND = OpenApiResponse(_ERROR, description="No such object, or another user's.")
+NOT_FOUND = OpenApiResponse(ERROR, description="No such object, or another user's.")
 _described = False
 
 
@@ -32,9 +32,8 @@ def describe_api() -> None:
     if _described:
         return
     _described = True
-    # Both views name their input serializer `InputSerializer`: give each its own component name.
+    # Views name their input serializer `InputSerializer`: give each its own component name.
     extend_schema_serializer(component_name="ScanUpload")(apis.ScanListApi.InputSerializer)
-    extend_schema_serializer(component_name="WebhookEndpointInput")(webhook_apis.WebhookListApi.InputSerializer)
     extend_schema_view(
         get=extend_schema(
             parameters=[apis.ScanListApi.FilterSerializer],
@@ -44,17 +43,17 @@ def describe_api() -> None:
             request={"multipart/form-data": apis.ScanListApi.InputSerializer},
             responses={
                 202: apis.ScanDetailOutputSerializer,
-                400: _ERROR,
-                413: _ERROR,
-                415: _ERROR,
-                429: _ERROR,
-                503: _ERROR,
+                400: ERROR,
+                413: ERROR,
+                415: ERROR,
+                429: ERROR,
+                503: ERROR,
             },
         ),
     )(apis.ScanListApi)
     extend_schema_view(
-        get=extend_schema(responses={200: apis.ScanDetailOutputSerializer, 404: _NOT_FOUND}),
-        delete=extend_schema(responses={204: None, 404: _NOT_FOUND}),
+        get=extend_schema(responses={200: apis.ScanDetailOutputSerializer, 404: NOT_FOUND}),
+        delete=extend_schema(responses={204: None, 404: NOT_FOUND}),
     )(apis.ScanDetailApi)
     extend_schema_serializer(component_name="ScanBulkDelete")(apis.ScanBulkDeleteApi.InputSerializer)
     extend_schema_serializer(component_name="ScanBulkDeleteResult")(apis.ScanBulkDeleteApi.OutputSerializer)
@@ -68,26 +67,9 @@ def describe_api() -> None:
         apis.HealthApi
     )
     for binary_view in (apis.ScanEvidenceApi, apis.ScanExportPdfApi, apis.ScanExportCsvApi):
-        extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: _NOT_FOUND}))(binary_view)
-    extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT, 404: _NOT_FOUND}))(apis.ScanExportJsonApi)
+        extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: NOT_FOUND}))(binary_view)
+    extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT, 404: NOT_FOUND}))(apis.ScanExportJsonApi)
     extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.STR}))(metrics.MetricsApi)
-    extend_schema_view(
-        get=extend_schema(responses=webhook_apis.WebhookEndpointOutputSerializer(many=True)),
-        post=extend_schema(
-            request=webhook_apis.WebhookListApi.InputSerializer,
-            responses={201: webhook_apis.WebhookEndpointOutputSerializer, 400: OpenApiTypes.OBJECT},
-        ),
-    )(webhook_apis.WebhookListApi)
-    extend_schema_view(
-        get=extend_schema(responses={200: webhook_apis.WebhookEndpointOutputSerializer, 404: _NOT_FOUND}),
-        delete=extend_schema(responses={204: None, 404: _NOT_FOUND}),
-    )(webhook_apis.WebhookDetailApi)
-    extend_schema_view(get=extend_schema(responses=webhook_apis.WebhookDeliveryOutputSerializer(many=True)))(
-        webhook_apis.WebhookDeliveryListApi
-    )
-    extend_schema_view(post=extend_schema(request=None, responses={200: OpenApiTypes.OBJECT}))(
-        account_apis.TokenRegenerateApi
-    )
     batch_upload = inline_serializer(
         "BatchUpload", fields={"files": serializers.ListField(child=serializers.FileField(use_url=False))}
     )
@@ -95,10 +77,10 @@ def describe_api() -> None:
         get=extend_schema(responses=batch_apis.BatchOutputSerializer(many=True)),
         post=extend_schema(
             request={"multipart/form-data": batch_upload},
-            responses={202: batch_apis.BatchOutputSerializer, 400: _ERROR, 413: _ERROR, 429: _ERROR, 503: _ERROR},
+            responses={202: batch_apis.BatchOutputSerializer, 400: ERROR, 413: ERROR, 429: ERROR, 503: ERROR},
         ),
     )(batch_apis.BatchListApi)
-    extend_schema_view(get=extend_schema(responses={200: batch_apis.BatchOutputSerializer, 404: _NOT_FOUND}))(
+    extend_schema_view(get=extend_schema(responses={200: batch_apis.BatchOutputSerializer, 404: NOT_FOUND}))(
         batch_apis.BatchDetailApi
     )
-    extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: _NOT_FOUND}))(batch_apis.BatchCsvApi)
+    extend_schema_view(get=extend_schema(responses={200: _BINARY, 404: NOT_FOUND}))(batch_apis.BatchCsvApi)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from scans import apis, batch_apis, metrics, webhook_apis
+from scans import apis, batch_apis, metrics
 
 app_name = "api"
 
@@ -23,7 +23,4 @@ urlpatterns = [
     path("batches/", batch_apis.BatchListApi.as_view(), name="batch-list"),
     path("batches/<str:batch_id>/", batch_apis.BatchDetailApi.as_view(), name="batch-detail"),
     path("batches/<str:batch_id>/export.csv", batch_apis.BatchCsvApi.as_view(), name="batch-csv"),
-    path("webhooks/", webhook_apis.WebhookListApi.as_view(), name="webhook-list"),
-    path("webhooks/deliveries/", webhook_apis.WebhookDeliveryListApi.as_view(), name="webhook-deliveries"),
-    path("webhooks/<str:endpoint_id>/", webhook_apis.WebhookDetailApi.as_view(), name="webhook-detail"),
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -15,13 +17,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scans.evidence import evidence_file_response, evidence_for_api
+from ml.result import Analysis, ScoredFace, TrackResult
+from scans.evidence import evidence_file_response, evidence_names
 from scans.exports import export_response, scan_export_data, scan_export_pdf, scans_export_csv
+from scans.intake import upload_attempt
 from scans.models import Scan
-from scans.ratelimit import UploadThrottled, upload_attempt_register, upload_quota_release
+from scans.ratelimit import UploadThrottled
 from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user
-from scans.services import UploadRejected, scan_create, scan_delete, scans_delete_many, upload_request_size_check
+from scans.services import scan_create, scan_delete, scans_delete_many
 from scans.upload_handlers import ScanUploadHandler
+from scans.uploads import UploadRejected
+from scans.wording import MANIPULATION_EXPLAINED
 from training.models import ModelVersion
 
 
@@ -76,12 +82,136 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(reverse("scans:detail", args=[scan.pk]))
 
 
+class ManipulationOutputSerializer(serializers.Serializer):
+    """Which kind of fake a face most resembles (models with the manipulation-type head only)."""
+
+    most_likely = serializers.CharField(help_text="The most likely type: face_swap, gan or diffusion.")
+    probability = serializers.FloatField(help_text="Its probability under the manipulation-type head.")
+    distribution = serializers.DictField(
+        child=serializers.FloatField(), help_text="Every type the head knows, with its probability."
+    )
+
+
+class KeyFrameOutputSerializer(serializers.Serializer):
+    """A frame that drove a person's verdict."""
+
+    index = serializers.IntegerField(help_text="Frame number in the video.")
+    time_s = serializers.FloatField(allow_null=True)
+    fake_probability = serializers.FloatField()
+    url = serializers.URLField(allow_null=True, help_text="Its thumbnail, with the face boxed.")
+
+
+class EvidenceFaceOutputSerializer(serializers.Serializer):
+    """A face (photo) or tracked person (video): where, how likely fake, and the images that explain it."""
+
+    index = serializers.IntegerField()
+    box = serializers.ListField(child=serializers.IntegerField(), help_text="[x, y, width, height] in pixels.")
+    fake_probability = serializers.FloatField()
+    verdict = serializers.CharField(help_text="real, fake or uncertain: from the fake probability alone.")
+    manipulation = ManipulationOutputSerializer(allow_null=True, help_text=MANIPULATION_EXPLAINED)
+    crop_url = serializers.URLField(allow_null=True)
+    heatmap_url = serializers.URLField(allow_null=True)
+    key_frames = KeyFrameOutputSerializer(many=True, required=False, help_text="Videos only.")
+
+
+class TimelinePointOutputSerializer(serializers.Serializer):
+    frame = serializers.IntegerField()
+    time_s = serializers.FloatField(allow_null=True)
+    fake_probability = serializers.FloatField()
+
+
+class TimelineOutputSerializer(serializers.Serializer):
+    """One person's fake probability per analysed frame."""
+
+    track = serializers.IntegerField()
+    verdict = serializers.CharField()
+    points = TimelinePointOutputSerializer(many=True)
+
+
+class DecisionOutputSerializer(serializers.Serializer):
+    threshold = serializers.FloatField()
+    uncertain_low = serializers.FloatField()
+    uncertain_high = serializers.FloatField()
+
+
+class EvidenceOutputSerializer(serializers.Serializer):
+    """Per face or person the evidence URLs, and for videos the per-frame timelines."""
+
+    faces = EvidenceFaceOutputSerializer(many=True)
+    timeline = TimelineOutputSerializer(many=True, allow_null=True, help_text="Videos only; null for photos.")
+    decision = DecisionOutputSerializer(allow_null=True)
+    heatmap_method = serializers.CharField(allow_null=True)
+
+
+def evidence_for_api(*, analysis: Analysis, url_for: Callable[[str], str]) -> dict[str, Any]:
+    """The `evidence` of a scan in the API's shape (EvidenceOutputSerializer); `url_for(name)` turns a recorded
+    evidence name into an absolute URL of the caller's choosing."""
+    recorded = evidence_names(analysis)
+
+    def url(name: str | None) -> str | None:
+        return url_for(name) if name in recorded else None
+
+    fps = analysis.media.fps if analysis.media.fps and analysis.media.fps > 0 else None
+    faces, timelines = [], []
+    for face in analysis.faces:
+        entry = _evidence_face(face, url)
+        if isinstance(face, TrackResult):
+            entry["key_frames"] = [
+                {
+                    "index": frame.index,
+                    "time_s": frame.time_s,
+                    "fake_probability": frame.fake_probability,
+                    "url": url(frame.image),
+                }
+                for frame in face.key_frames
+            ]
+            timelines.append(
+                {
+                    "track": face.index,
+                    "verdict": face.verdict,
+                    "points": [
+                        {"frame": frame, "time_s": round(frame / fps, 3) if fps else None, "fake_probability": score}
+                        for frame, score in zip(face.frame_indices, face.frame_scores, strict=False)
+                    ],
+                }
+            )
+        faces.append(entry)
+    return {
+        "faces": faces,
+        "timeline": timelines if analysis.is_video else None,
+        "decision": None if analysis.decision is None else analysis.decision.to_json(),
+        "heatmap_method": analysis.explanation.method if recorded else None,
+    }
+
+
+def _evidence_face(face: ScoredFace, url: Callable[[str | None], str | None]) -> dict[str, Any]:
+    return {
+        "index": face.index,
+        "box": list(face.box),
+        "fake_probability": face.fake_probability,
+        "verdict": face.verdict,
+        "manipulation": None if face.manipulation is None else face.manipulation.to_json(),
+        "crop_url": url(face.crop),
+        "heatmap_url": url(face.heatmap),
+    }
+
+
 class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
     """One scan in full: progress while it runs, the result and the model versions once it is done."""
 
     error = serializers.CharField(source="error_message")
     models = serializers.SerializerMethodField()
     evidence = serializers.SerializerMethodField()
+    faces = serializers.JSONField(
+        read_only=True,
+        help_text="The faces (photo) or tracked people (video) as stored, each with its `manipulation`: which "
+        "kind of fake it most resembles (`most_likely`, `probability`, `distribution`), or null for a model "
+        "without that head. The verdict comes from `fake_probability` only.",
+    )
+    result = serializers.JSONField(
+        read_only=True,
+        help_text="The stored analysis document (scans/schemas/scan-export.schema.json, `result`); empty until done.",
+    )
 
     class Meta(ScanSummaryOutputSerializer.Meta):
         fields = [
@@ -104,12 +234,14 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
             "video": _model_version_data(scan.video_model_version),
         }
 
+    @extend_schema_field(EvidenceOutputSerializer)
     def get_evidence(self, scan: Scan) -> dict[str, Any]:
         request = self.context["request"]
-        return evidence_for_api(
-            result=scan.result,
+        evidence = evidence_for_api(
+            analysis=scan.analysis,
             url_for=lambda name: request.build_absolute_uri(reverse("api:scan-evidence", args=[scan.pk, name])),
         )
+        return EvidenceOutputSerializer(evidence).data
 
 
 class ScanListApi(APIView):
@@ -149,9 +281,11 @@ class ScanListApi(APIView):
 
     def post(self, request: Request) -> Response:
         try:
-            # Checked before `request.data`, which reads the whole body.
-            upload_request_size_check(content_length=request.META.get("CONTENT_LENGTH"))
-            upload_attempt_register(user=request.user)
+            # The size is checked before `request.data`, which reads the whole body.
+            with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
+                upload = self.InputSerializer(data=request.data)
+                upload.is_valid(raise_exception=True)
+                scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload.validated_data["file"]))
         except UploadRejected as exc:
             return Response({"detail": exc.message}, status=exc.status_code)
         except UploadThrottled as exc:
@@ -160,17 +294,6 @@ class ScanListApi(APIView):
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(exc.retry_after)},
             )
-        accepted = False
-        try:
-            upload = self.InputSerializer(data=request.data)
-            upload.is_valid(raise_exception=True)
-            scan = scan_create(owner=request.user, uploaded_file=upload.validated_data["file"])
-            accepted = True
-        except UploadRejected as exc:
-            return Response({"detail": exc.message}, status=exc.status_code)
-        finally:
-            if not accepted:
-                upload_quota_release(user=request.user)
         data = ScanDetailOutputSerializer(scan, context={"request": request}).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 

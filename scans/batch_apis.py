@@ -15,16 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scans.apis import ScanSummaryOutputSerializer
-from scans.batches import (
-    BatchRejected,
-    batch_create,
-    batch_get_for_user,
-    batch_list_for_user,
-    batch_progress,
-    batch_request_size_check,
-    batch_scans,
-)
+from scans.batches import batch_create, batch_get_for_user, batch_list_for_user, batch_progress, batch_scans
 from scans.exports import export_response, scans_export_csv
+from scans.intake import BatchRejected, batch_request_size_check
 from scans.models import Batch
 from scans.upload_handlers import ScanUploadHandler
 

@@ -12,17 +12,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from scans.batches import (
-    BatchRejected,
-    batch_create,
-    batch_get_for_user,
-    batch_list_for_user,
-    batch_progress,
-    batch_request_size_check,
-    batch_scans,
-)
+from scans.batches import batch_create, batch_get_for_user, batch_list_for_user, batch_progress, batch_scans
 from scans.exports import export_response, scans_export_csv
-from scans.forms import UPLOAD_ACCEPT
+from scans.intake import BatchRejected, batch_request_size_check
+from scans.media_types import UPLOAD_ACCEPT
 from scans.models import Batch
 
 RECENT_BATCHES = 20

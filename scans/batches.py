@@ -1,8 +1,8 @@
 """Batches: many files uploaded at once (API or dashboard); each accepted file becomes its own scan.
 
-`batch_create` runs every file through `scan_create` (the same checks, rate limit and quota as a single
-upload) inside one transaction, so the analysis jobs are enqueued only once the batch and all its scans
-are committed. Files refused at upload are recorded on the batch with their reason.
+`batch_create` runs every file through `scans.intake.scan_intake` (the same checks, rate limit and quota as a
+single upload) inside one transaction, so the analysis jobs are enqueued only once the batch and all its
+scans are committed. Files refused at upload are recorded on the batch with their reason.
 """
 
 from __future__ import annotations
@@ -17,23 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
+from scans.intake import BatchRejected, scan_intake
 from scans.models import Batch, Scan
-from scans.ratelimit import UploadThrottled, upload_attempt_register, upload_quota_release
-from scans.services import UploadRejected, display_filename, scan_create
+from scans.ratelimit import UploadThrottled
+from scans.uploads import UploadRejected, display_filename
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
     from django.core.files.uploadedfile import UploadedFile
-
-
-class BatchRejected(Exception):
-    """A batch refused as a whole (no file, too many files, too large); `status_code` is the HTTP answer."""
-
-    def __init__(self, message: str, *, status_code: int = 400, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -54,20 +45,6 @@ class BatchProgress:
         return "done" if self.is_finished else "processing"
 
 
-def batch_request_size_check(*, content_length: str | int | None) -> None:
-    """Refuse (413) a batch request whose declared body is larger than UNMASK_BATCH_MAX_BYTES, before reading it."""
-    try:
-        declared = int(content_length or 0)
-    except (TypeError, ValueError):
-        return
-    if declared > settings.UNMASK_BATCH_MAX_BYTES:
-        raise BatchRejected(
-            f"The batch is {declared / 1024 / 1024:.1f} MB; batches up to "
-            f"{settings.UNMASK_BATCH_MAX_BYTES / 1024 / 1024:.1f} MB are accepted.",
-            status_code=413,
-        )
-
-
 @transaction.atomic
 def batch_create(*, owner: AbstractBaseUser, uploaded_files: Sequence[UploadedFile]) -> Batch:
     """Make one scan per acceptable file under a new batch; record the others' reasons on the batch.
@@ -86,16 +63,13 @@ def batch_create(*, owner: AbstractBaseUser, uploaded_files: Sequence[UploadedFi
     for uploaded_file in uploaded_files:
         filename = display_filename(uploaded_file.name)
         try:
-            upload_attempt_register(user=owner)
+            scan = scan_intake(owner=owner, uploaded_file=uploaded_file)
         except UploadThrottled as exc:
             if not accepted_ids:
                 raise BatchRejected(exc.message, status_code=429, retry_after=exc.retry_after) from None
             rejected.append({"filename": filename, "error": exc.message, "status_code": 429})
             continue
-        try:
-            scan = scan_create(owner=owner, uploaded_file=uploaded_file)
         except UploadRejected as exc:
-            upload_quota_release(user=owner)
             if exc.status_code == 503 and not accepted_ids:
                 raise BatchRejected(exc.message, status_code=503) from None
             rejected.append({"filename": filename, "error": exc.message, "status_code": exc.status_code})

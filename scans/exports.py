@@ -1,9 +1,10 @@
 """Exports of scans: one scan as JSON or as a one-page PDF report, and a history as CSV.
 
 The PDF is drawn with matplotlib's PDF backend on a single A4 figure (so it is one page by construction):
-the picture with its face boxes, the verdict in words, per face the crop and its heatmap, the video
-timeline, model versions, SHA-256 and times. Everything comes from the scan row and its stored evidence;
-nothing is recomputed.
+the picture with its face boxes, the verdict in words, per face the crop and its heatmap (and, smaller, the
+kind of fake it most resembles), the video timeline, model versions, SHA-256 and times. Everything comes from
+the scan row, read through `Scan.analysis`, and its stored evidence; nothing is recomputed. The JSON export's
+`result` is the stored analysis document itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import textwrap
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,9 @@ from django.http import HttpResponse
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ml.result import Analysis, ScoredFace, TrackResult
 from scans.evidence import EvidenceNotFound, evidence_read
+from scans.wording import VERDICT_HEADLINES, manipulation_name, manipulation_text
 
 if TYPE_CHECKING:
     from scans.models import Scan
@@ -31,12 +35,6 @@ EXPORT_SCHEMA = "unmask.scan/1"
 EXPORT_JSON_SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "scan-export.schema.json"
 PDF_FACES = 4
 A4_INCHES = (8.27, 11.69)
-VERDICT_WORDS = {
-    "real": "Likely real",
-    "fake": "Likely a deepfake",
-    "uncertain": "Uncertain: the model cannot tell",
-    "no_face": "No face found, so there is nothing to judge",
-}
 CSV_COLUMNS = (
     "id",
     "uploaded_at",
@@ -45,6 +43,9 @@ CSV_COLUMNS = (
     "status",
     "verdict",
     "fake_probability",
+    # Which kind of fake the deciding (most suspicious) face most resembles; empty without the model's head.
+    "most_like",
+    "most_like_probability",
     "faces",
     "sha256",
     "size_bytes",
@@ -80,7 +81,7 @@ def scan_export_data(*, scan: Scan) -> dict[str, Any]:
             "sha256": scan.sha256,
             "status": scan.status,
             "verdict": scan.verdict or None,
-            "verdict_text": VERDICT_WORDS.get(scan.verdict),
+            "verdict_text": VERDICT_HEADLINES.get(scan.verdict),
             "fake_probability": scan.fake_probability,
             "error": scan.error_message or None,
             "created_at": _iso(scan.created_at),
@@ -89,7 +90,7 @@ def scan_export_data(*, scan: Scan) -> dict[str, Any]:
             "reused_from": str(scan.reused_from_id) if scan.reused_from_id else None,
         },
         "models": {"image": _model_label(scan.image_model_version), "video": _model_label(scan.video_model_version)},
-        "result": scan.result if isinstance(scan.result, dict) else {},
+        "result": scan.result,
     }
 
 
@@ -108,7 +109,8 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for scan in scans:
-        faces = scan.faces if isinstance(scan.faces, list) else []
+        faces = scan.analysis.faces
+        guess = _deciding_face(faces).manipulation if faces else None
         row = (
             str(scan.id),
             _iso(scan.created_at),
@@ -117,6 +119,8 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
             scan.status,
             scan.verdict,
             "" if scan.fake_probability is None else f"{scan.fake_probability:.6f}",
+            "" if guess is None else guess.most_likely,
+            "" if guess is None else f"{guess.probability:.6f}",
             len(faces) if scan.status == "done" else "",
             scan.sha256,
             scan.size_bytes,
@@ -130,6 +134,11 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
     return buffer.getvalue()
 
 
+def _deciding_face(faces: tuple[ScoredFace, ...]) -> ScoredFace:
+    """The face or person whose probability is the scan's (the most suspicious one; the first on a tie)."""
+    return max(faces, key=lambda face: face.fake_probability)
+
+
 # --- PDF ---------------------------------------------------------------------------------------------
 
 
@@ -138,35 +147,30 @@ def scan_export_pdf(*, scan: Scan) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    result = scan.result if isinstance(scan.result, dict) else {}
-    faces = [face for face in result.get("faces") or [] if isinstance(face, dict)]
+    analysis = scan.analysis
     figure = Figure(figsize=A4_INCHES)
     figure.text(0.05, 0.965, "Unmask scan report", fontsize=18, weight="bold")
     figure.text(0.05, 0.945, _clip(scan.original_filename, 90), fontsize=10, color="#444444")
 
     picture_axes = figure.add_axes((0.05, 0.64, 0.42, 0.29))
     picture_axes.set_axis_off()
-    picture = _thumbnail(scan, result)
+    picture = _thumbnail(scan, analysis)
     if picture is not None:
         pixels, scale = picture
         picture_axes.imshow(pixels)
-        if scan.kind == "image":
-            for face in faces:
-                box = face.get("box")
-                if isinstance(box, list) and len(box) == 4:
-                    x, y, width, height = (value * scale for value in box)
-                    colour = _verdict_colour(face.get("verdict"))
-                    picture_axes.add_patch(Rectangle((x, y), width, height, fill=False, edgecolor=colour, linewidth=2))
-                    probability = face.get("fake_probability")
-                    if isinstance(probability, int | float):
-                        picture_axes.text(
-                            x,
-                            y - 3,
-                            f"#{face.get('index')} {probability:.0%}",
-                            color="white",
-                            fontsize=8,
-                            bbox={"facecolor": colour, "edgecolor": "none", "pad": 1},
-                        )
+        if not analysis.is_video:
+            for face in analysis.faces:
+                x, y, width, height = (value * scale for value in face.box)
+                colour = _verdict_colour(face.verdict)
+                picture_axes.add_patch(Rectangle((x, y), width, height, fill=False, edgecolor=colour, linewidth=2))
+                picture_axes.text(
+                    x,
+                    y - 3,
+                    f"#{face.index} {face.fake_probability:.0%}",
+                    color="white",
+                    fontsize=8,
+                    bbox={"facecolor": colour, "edgecolor": "none", "pad": 1},
+                )
     else:
         picture_axes.text(0.5, 0.5, "no preview available", ha="center", va="center", color="#888888")
 
@@ -174,41 +178,43 @@ def scan_export_pdf(*, scan: Scan) -> bytes:
     figure.text(
         0.52,
         0.89,
-        VERDICT_WORDS.get(scan.verdict, scan.get_status_display()),
+        VERDICT_HEADLINES.get(scan.verdict, scan.get_status_display()),
         fontsize=14,
         weight="bold",
         color=_verdict_colour(scan.verdict),
     )
-    facts = _verdict_lines(scan, result) + [""] + _fact_lines(scan, result)
+    facts = _verdict_lines(scan, analysis) + [""] + _fact_lines(scan, analysis)
     figure.text(0.52, 0.875, "\n".join(facts), fontsize=8, va="top", family="monospace", linespacing=1.4)
 
-    faces_with_evidence = [face for face in faces if face.get("crop") or face.get("heatmap")][:PDF_FACES]
+    faces_with_evidence = [face for face in analysis.faces if face.crop or face.heatmap][:PDF_FACES]
     if faces_with_evidence:
         figure.text(0.05, 0.615, "Faces: crop the model scored, and its Grad-CAM heatmap", fontsize=10, weight="bold")
     for position, face in enumerate(faces_with_evidence):
         left = 0.05 + position * 0.23
-        for offset, key in ((0.0, "crop"), (0.105, "heatmap")):
+        for offset, name in ((0.0, face.crop), (0.105, face.heatmap)):
             axes = figure.add_axes((left + offset, 0.49, 0.1, 0.1))
             axes.set_axis_off()
-            pixels = _evidence_pixels(scan, face.get(key))
+            pixels = _evidence_pixels(scan, name)
             if pixels is not None:
                 axes.imshow(pixels)
-        probability = face.get("fake_probability")
-        label = f"#{face.get('index')}: {probability:.1%} fake" if isinstance(probability, int | float) else ""
-        figure.text(left, 0.475, f"{label} ({face.get('verdict', '')})", fontsize=8)
+        figure.text(left, 0.475, f"#{face.index}: {face.fake_probability:.1%} fake ({face.verdict})", fontsize=8)
+        if face.manipulation is not None:
+            # Secondary to the verdict: smaller and muted, as on the result page.
+            figure.text(left, 0.462, manipulation_text(face.manipulation), fontsize=6.5, color="#666666")
 
-    if scan.kind == "video" and any(face.get("frame_scores") for face in faces):
-        _draw_timeline(figure.add_axes((0.08, 0.25, 0.87, 0.18)), result, faces)
+    people: list[TrackResult] = [face for face in analysis.faces if analysis.is_video and face.frame_scores]
+    if people:
+        _draw_timeline(figure.add_axes((0.08, 0.25, 0.87, 0.18)), analysis, people)
         notes_top = 0.2
     else:
         notes_top = 0.44
-    lines = _notes_lines(result)
+    lines = _notes_lines(analysis)
     figure.text(0.05, notes_top, "\n".join(lines), fontsize=8, va="top", linespacing=1.4)
     figure.text(
         0.05,
         0.02,
         f"Generated {timezone.now():%Y-%m-%d %H:%M:%S %Z} by Unmask. The verdict is a model's estimate, "
-        "not proof; metadata hints are not part of it.",
+        'not proof; metadata hints and the "most like" manipulation type are not part of it.',
         fontsize=7,
         color="#666666",
     )
@@ -217,7 +223,7 @@ def scan_export_pdf(*, scan: Scan) -> bytes:
     return buffer.getvalue()
 
 
-def _verdict_colour(verdict: Any) -> str:
+def _verdict_colour(verdict: str) -> str:
     return {"real": "#15803d", "fake": "#b91c1c", "uncertain": "#a16207"}.get(verdict, "#475569")
 
 
@@ -225,23 +231,25 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def _verdict_lines(scan: Scan, result: dict[str, Any]) -> list[str]:
+def _verdict_lines(scan: Scan, analysis: Analysis) -> list[str]:
     lines = []
     if scan.fake_probability is not None:
         lines.append(f"Fake probability: {scan.fake_probability:.1%}")
-    decision = result.get("decision") if isinstance(result.get("decision"), dict) else {}
-    low, high = decision.get("uncertain_low"), decision.get("uncertain_high")
-    if isinstance(low, int | float) and isinstance(high, int | float):
+    decision = analysis.decision
+    if decision is not None:
+        low, high = decision.uncertain_low, decision.uncertain_high
         lines.append(f"Uncertain band: {low:.0%} to {high:.0%}")
         lines.append(f"  (fake at or above {high:.0%}, real at or below {low:.0%})")
+    if analysis.faces and (guess := _deciding_face(analysis.faces).manipulation) is not None:
+        lines.append(f"Most like: {manipulation_name(guess.most_likely)} ({guess.probability:.0%})")
+        lines.append("  (kind of fake it resembles; not the verdict)")
     if scan.status == "failed":
         lines.extend(textwrap.wrap(f"Failed: {scan.error_message}", 48))
     return lines
 
 
-def _fact_lines(scan: Scan, result: dict[str, Any]) -> list[str]:
-    models = result.get("models") if isinstance(result.get("models"), dict) else {}
-    image_model = models.get("image") or _model_label(scan.image_model_version) or "-"
+def _fact_lines(scan: Scan, analysis: Analysis) -> list[str]:
+    image_model = analysis.models.image or _model_label(scan.image_model_version) or "-"
     lines = [
         f"Kind: {scan.get_kind_display()} ({scan.content_type}, {scan.size_bytes:,} bytes)",
         "SHA-256:",
@@ -252,29 +260,26 @@ def _fact_lines(scan: Scan, result: dict[str, Any]) -> list[str]:
         f"Image model: {image_model}",
     ]
     if scan.kind == "video":
-        lines.append(f"Video model: {models.get('video') or _model_label(scan.video_model_version) or '-'}")
+        lines.append(f"Video model: {analysis.models.video or _model_label(scan.video_model_version) or '-'}")
     if scan.reused_from_id:
         lines.append(f"Result reused from scan {scan.reused_from_id}")
-    timings = result.get("timings") if isinstance(result.get("timings"), dict) else {}
     stages = [
-        f"{name.removesuffix('_s')} {seconds:.2f}s"
-        for name, seconds in timings.items()
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        f"{stage.name.removesuffix('_s')} {seconds:.2f}s"
+        for stage in fields(analysis.timings)
+        if (seconds := getattr(analysis.timings, stage.name)) is not None
     ]
     if stages:
         lines.extend(textwrap.wrap("Timings: " + ", ".join(stages), 48))
     return lines
 
 
-def _notes_lines(result: dict[str, Any]) -> list[str]:
+def _notes_lines(analysis: Analysis) -> list[str]:
     lines = []
-    notes = [note for note in result.get("notes") or [] if isinstance(note, str)]
-    if notes:
+    if analysis.notes:
         lines.append("Notes")
-        for note in notes[:6]:
+        for note in analysis.notes[:6]:
             lines.extend(textwrap.wrap(f"- {note}", 110))
-    metadata = result.get("metadata") if isinstance(result.get("metadata"), dict) else {}
-    hints = [hint for hint in metadata.get("hints") or [] if isinstance(hint, str)]
+    hints = (analysis.metadata or {}).get("hints") or []
     if hints:
         lines.append("")
         lines.append("Metadata hints (not part of the verdict)")
@@ -283,27 +288,25 @@ def _notes_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _draw_timeline(axes: Any, result: dict[str, Any], faces: list[dict[str, Any]]) -> None:
-    media = result.get("media") if isinstance(result.get("media"), dict) else {}
-    fps = media.get("fps") if isinstance(media.get("fps"), int | float) and media.get("fps") > 0 else None
-    decision = result.get("decision") if isinstance(result.get("decision"), dict) else {}
-    low, high = decision.get("uncertain_low"), decision.get("uncertain_high")
-    if isinstance(low, int | float) and isinstance(high, int | float):
-        axes.axhspan(low, high, color="#fef3c7", label="uncertain band")
-    threshold = decision.get("threshold")
-    if isinstance(threshold, int | float):
-        axes.axhline(threshold, color="#b91c1c", linestyle="--", linewidth=1, label="threshold")
-    for face in faces:
-        frames = face.get("frame_indices") or []
-        scores = face.get("frame_scores") or []
-        times = [frame / fps if fps else frame for frame in frames]
-        axes.plot(times, scores, marker="o", markersize=3, linewidth=1.2, label=f"person #{face.get('index')}")
-        key = {entry.get("index") for entry in face.get("key_frames") or [] if isinstance(entry, dict)}
-        key_points = [(time, score) for time, frame, score in zip(times, frames, scores, strict=False) if frame in key]
+def _draw_timeline(axes: Any, analysis: Analysis, people: list[TrackResult]) -> None:
+    fps = analysis.media.fps if analysis.media.fps and analysis.media.fps > 0 else None
+    decision = analysis.decision
+    if decision is not None:
+        axes.axhspan(decision.uncertain_low, decision.uncertain_high, color="#fef3c7", label="uncertain band")
+        axes.axhline(decision.threshold, color="#b91c1c", linestyle="--", linewidth=1, label="threshold")
+    for person in people:
+        times = [frame / fps if fps else frame for frame in person.frame_indices]
+        axes.plot(times, person.frame_scores, marker="o", markersize=3, linewidth=1.2, label=f"person #{person.index}")
+        key = {key_frame.index for key_frame in person.key_frames}
+        key_points = [
+            (time, score)
+            for time, frame, score in zip(times, person.frame_indices, person.frame_scores, strict=False)
+            if frame in key
+        ]
         if key_points:
             axes.scatter(*zip(*key_points, strict=True), s=40, color="#b91c1c", zorder=3)
-    duration = media.get("duration_s")
-    if fps and isinstance(duration, int | float) and duration > 0:
+    duration = analysis.media.duration_s
+    if fps and duration:
         axes.set_xlim(0, duration)
     axes.set_ylim(0, 1)
     axes.set_xlabel("time (s)" if fps else "frame", fontsize=8)
@@ -313,8 +316,8 @@ def _draw_timeline(axes: Any, result: dict[str, Any], faces: list[dict[str, Any]
     axes.legend(fontsize=7, loc="upper right")
 
 
-def _evidence_pixels(scan: Scan, name: Any) -> np.ndarray | None:
-    if not isinstance(name, str):
+def _evidence_pixels(scan: Scan, name: str | None) -> np.ndarray | None:
+    if name is None:
         return None
     try:
         with Image.open(io.BytesIO(evidence_read(scan=scan, name=name))) as image:
@@ -323,16 +326,12 @@ def _evidence_pixels(scan: Scan, name: Any) -> np.ndarray | None:
         return None
 
 
-def _thumbnail(scan: Scan, result: dict[str, Any]) -> tuple[np.ndarray, float] | None:
+def _thumbnail(scan: Scan, analysis: Analysis) -> tuple[np.ndarray, float] | None:
     """The picture to show, at most 800 px, and its scale from original pixels (for drawing face boxes)."""
-    if scan.kind == "video":
-        for face in result.get("faces") or []:
-            for frame in face.get("key_frames") or []:
-                pixels = _evidence_pixels(scan, frame.get("image"))
-                if pixels is not None:
-                    return pixels, 1.0
-        for face in result.get("faces") or []:
-            pixels = _evidence_pixels(scan, face.get("crop"))
+    if analysis.is_video:
+        key_frame_names = [key_frame.image for face in analysis.faces for key_frame in face.key_frames]
+        for name in [*key_frame_names, *(face.crop for face in analysis.faces)]:
+            pixels = _evidence_pixels(scan, name)
             if pixels is not None:
                 return pixels, 1.0
         return None

@@ -7,34 +7,8 @@ from typing import Any
 
 from django import forms
 
+from scans.media_types import UPLOAD_ACCEPT
 from scans.models import Scan
-
-# A hint for the browser's file picker only: what is accepted is decided from the content by scan_create.
-UPLOAD_ACCEPT = ",".join(
-    [
-        "image/jpeg",
-        "image/png",
-        "image/webp",
-        "image/bmp",
-        "image/gif",
-        "video/mp4",
-        "video/quicktime",
-        "video/webm",
-        "video/x-matroska",
-        "video/x-msvideo",
-        ".jpg",
-        ".jpeg",
-        ".png",
-        ".webp",
-        ".bmp",
-        ".gif",
-        ".mp4",
-        ".mov",
-        ".webm",
-        ".mkv",
-        ".avi",
-    ]
-)
 
 
 class ScanUploadForm(forms.Form):

@@ -1,9 +1,9 @@
-"""RQ entry points for scans: run one scan's analysis and record what happened on its row."""
+"""RQ entry points for scans: a thin wrapper around `scans.analysis.scan_analyze` that keeps the row's state
+true whatever happens (NetBox's JobRunner): mark it processing, run the service, mark it failed on any error."""
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -11,18 +11,12 @@ from typing import TYPE_CHECKING
 from rq.timeouts import JobTimeoutException
 
 from ml.errors import MediaError
-from scans.analyzers import NoActiveModel, analyzer_for_scan
-from scans.evidence import evidence_delete, scan_result_explained
+from scans.analysis import scan_analyze
+from scans.analyzers import NoActiveModel
 from scans.log_context import with_scan_log_context
 from scans.models import Scan
-from scans.services import (
-    scan_mark_done,
-    scan_mark_failed,
-    scan_mark_processing,
-    scan_update_progress,
-    timeout_message,
-)
-from training.shadow import shadow_run_for_scan
+from scans.queues import timeout_message
+from scans.services import scan_mark_failed, scan_mark_processing
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -32,63 +26,43 @@ logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR_MESSAGE = "The analysis failed because of an internal error. Please try again later."
 NO_MODEL_MESSAGE = "No image model was available to analyse this file."
-# Progress is written to the row at most this often (plus at every stage change): a video reports after
-# every frame, and each write is a database UPDATE the dashboard polls.
-PROGRESS_WRITE_INTERVAL_S = 0.5
-_PROGRESS_KEYS = ("stage", "frames_done", "frames_total", "faces_found")
 
 
 @with_scan_log_context
 def analyze_scan(scan_id: str) -> str:
-    """Analyse one scan with the models it recorded and store the result on its row.
+    """Analyse one scan and record what happened on its row; returns "done", "failed" or "skipped".
 
-    Takes the id only and reloads the row. The queued -> processing change is conditional, so a duplicate
-    or late job (the scan already running, finished or deleted) does nothing. Any failure ends as a failed
-    scan with a readable reason: `MediaError` messages verbatim, anything else a generic message with the
-    traceback logged. A timeout is recorded and re-raised so RQ records the job as failed too.
-    Returns the outcome ("done", "failed" or "skipped") as the RQ job result.
+    Takes the id only (the service reloads the row). The queued -> processing change is conditional, so a
+    duplicate or late job (the scan already running, finished or deleted) does nothing. Any failure ends as
+    a failed scan with a readable reason (`failure_message`). A timeout is recorded and re-raised so RQ
+    records the job as failed too.
     """
     if not scan_mark_processing(scan_id=scan_id):
         logger.info("Scan %s is no longer queued (running, finished or deleted): nothing to do", scan_id)
         return "skipped"
     try:
-        scan = Scan.objects.select_related("image_model_version", "video_model_version").get(pk=scan_id)
-        analyzer = analyzer_for_scan(scan=scan)
-        analyze = analyzer.analyze_video if scan.kind == Scan.Kind.VIDEO else analyzer.analyze_image
-        result = analyze(scan.file.path, progress=ProgressWriter(scan_id=scan_id))
-        evidence_started = time.perf_counter()
-        result = scan_result_explained(scan=scan, result=result, analyzer=analyzer)
-        # Stored beside the analysis stages so the stage times (and `make bench`) show the heatmaps' share.
-        result["timings"] = {
-            **(result.get("timings") or {}),
-            "evidence_s": round(time.perf_counter() - evidence_started, 4),
-        }
-        finished = scan_mark_done(scan_id=scan_id, result=result)
-        if not finished:
-            # Deleted or failed meanwhile: its evidence would be an orphan folder nobody can reach.
-            evidence_delete(scan_id=scan_id)
-        else:
-            # Only now, with the verdict stored and its webhooks scheduled: a shadow candidate can neither delay
-            # nor change what the user sees, and shadow_run_for_scan never raises.
-            shadow_run_for_scan(scan_id=scan_id)
+        return scan_analyze(scan_id=scan_id)
     except JobTimeoutException:
         scan_mark_failed(scan_id=scan_id, error_message=_timeout_message(scan_id))
         raise
     except Scan.DoesNotExist:
         logger.info("Scan %s was deleted while it was being analysed", scan_id)
         return "skipped"
-    except MediaError as exc:
-        scan_mark_failed(scan_id=scan_id, error_message=str(exc) or "The file could not be analysed.")
+    except Exception as exc:
+        scan_mark_failed(scan_id=scan_id, error_message=failure_message(exc, scan_id=scan_id))
         return "failed"
-    except NoActiveModel:
+
+
+def failure_message(exc: Exception, *, scan_id: uuid.UUID | str) -> str:
+    """What a failed scan tells its owner: a media problem verbatim, anything else generically (and logged,
+    with its traceback: call it while handling `exc`)."""
+    if isinstance(exc, MediaError):
+        return str(exc) or "The file could not be analysed."
+    if isinstance(exc, NoActiveModel):
         logger.exception("Scan %s has no model to analyse it with", scan_id)
-        scan_mark_failed(scan_id=scan_id, error_message=NO_MODEL_MESSAGE)
-        return "failed"
-    except Exception:
-        logger.exception("Analysis of scan %s failed", scan_id)
-        scan_mark_failed(scan_id=scan_id, error_message=INTERNAL_ERROR_MESSAGE)
-        return "failed"
-    return "done" if finished else "skipped"
+        return NO_MODEL_MESSAGE
+    logger.exception("Analysis of scan %s failed", scan_id)
+    return INTERNAL_ERROR_MESSAGE
 
 
 def analyze_scan_on_failure(
@@ -112,23 +86,6 @@ def analyze_scan_on_failure(
     else:
         message = INTERNAL_ERROR_MESSAGE
     scan_mark_failed(scan_id=scan_id, error_message=message, job_id=job.id)
-
-
-class ProgressWriter:
-    """The progress callback handed to `ml`: keeps the latest payload and writes it to the row, throttled."""
-
-    def __init__(self, *, scan_id: uuid.UUID | str) -> None:
-        self.scan_id = scan_id
-        self.progress: dict = {}
-        self._last_write = float("-inf")
-
-    def __call__(self, payload: dict) -> None:
-        stage_changed = "stage" in payload and payload["stage"] != self.progress.get("stage")
-        self.progress.update({key: payload[key] for key in _PROGRESS_KEYS if key in payload})
-        now = time.monotonic()
-        if stage_changed or now - self._last_write >= PROGRESS_WRITE_INTERVAL_S:
-            scan_update_progress(scan_id=self.scan_id, progress=dict(self.progress))
-            self._last_write = now
 
 
 def _timeout_message(scan_id: uuid.UUID | str) -> str:

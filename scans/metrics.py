@@ -2,15 +2,16 @@
 
 Everything is read at scrape time from the database and Redis, so any web process can answer and nothing
 has to be counted in memory: stored scans by status/verdict/kind, queue depth per RQ registry, live workers,
-active model versions, webhook deliveries, and summaries (quantiles, sum, count) of the per-stage timings
-and the queue wait of the most recent finished scans.
+active model versions, and summaries (quantiles, sum, count) of the per-stage timings and the queue wait of
+the most recent finished scans. Apps built on scans add their own families with `metric_source_register`
+(the webhooks app: deliveries), so this module never imports them.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import django_rq
 import redis
@@ -23,8 +24,8 @@ from rest_framework.views import APIView
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 
-from scans.models import Scan, WebhookDelivery
-from scans.services import job_queue_names
+from scans.models import Scan
+from scans.queues import job_queue_names
 from training.models import ModelVersion
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,14 +60,24 @@ class MetricFamily:
         return "\n".join(lines) + "\n"
 
 
+MetricSource = Callable[[], list[MetricFamily]]
+_sources: list[MetricSource] = []
+
+
+def metric_source_register(source: MetricSource) -> None:
+    """Add a function whose metric families every scrape includes (an app calls this once, in `ready`)."""
+    if source not in _sources:
+        _sources.append(source)
+
+
 def metrics_text() -> str:
     """The whole exposition: one family after another, ending with a newline."""
     families = [
         _scan_counts(),
         *_queue_metrics(),
         _active_models(),
-        _webhook_deliveries(),
         *_latency_summaries(),
+        *(family for source in _sources for family in source()),
     ]
     return "".join(family.render() for family in families)
 
@@ -111,14 +122,6 @@ def _active_models() -> MetricFamily:
     family = MetricFamily("unmask_model_active", "gauge", "The active model version of each kind (value always 1).")
     for version in ModelVersion.objects.filter(is_active=True).order_by("kind"):
         family.add(1, kind=version.kind, label=version.label)
-    return family
-
-
-def _webhook_deliveries() -> MetricFamily:
-    family = MetricFamily("unmask_webhook_deliveries", "gauge", "Logged webhook delivery attempts by outcome.")
-    counts = dict(WebhookDelivery.objects.values_list("succeeded").annotate(total=Count("id")).order_by())
-    family.add(counts.get(True, 0), outcome="delivered")
-    family.add(counts.get(False, 0), outcome="failed")
     return family
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
+from dataclasses import replace
 from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
+
+from ml.result import Analysis, Timings
 
 
 def scan_upload_path(scan: Scan, filename: str) -> str:
@@ -94,6 +96,18 @@ class Scan(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.TERMINAL_STATUSES
 
+    @property
+    def analysis(self) -> Analysis:
+        """The stored result read back as the typed `ml.result.Analysis` every page, export and chart reads.
+
+        Empty (no verdict, no faces) until the scan is done. The listing copies of faces and timings stand in
+        for a result that lacks them.
+        """
+        analysis = Analysis.from_json({"faces": self.faces, **self.result}, kind=self.kind)
+        if self.timings:
+            analysis = replace(analysis, timings=Timings.from_json(self.timings))
+        return analysis
+
 
 # --- Batches (scans.batches) ------------------------------------------------------------------------
 
@@ -115,58 +129,3 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.id}"
-
-
-# --- Webhooks (scans.webhooks) -----------------------------------------------------------------------
-
-
-def webhook_secret_new() -> str:
-    """A fresh signing secret: 256 random bits as hex."""
-    return secrets.token_hex(32)
-
-
-class WebhookEndpoint(models.Model):
-    """A user's URL that receives a signed POST with the result whenever one of their scans finishes.
-
-    Each endpoint has its own secret; deliveries carry `X-Unmask-Signature: sha256=<HMAC-SHA256 of
-    "<timestamp>.<body>">` so the receiver can check that the call came from this platform, unaltered.
-    """
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
-    url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=64, default=webhook_secret_new, editable=False)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at"]
-        constraints = [models.UniqueConstraint(fields=["owner", "url"], name="unique_webhook_url_per_owner")]
-
-    def __str__(self) -> str:
-        return f"webhook {self.url} ({self.owner_id})"
-
-
-class WebhookDelivery(models.Model):
-    """One attempt to POST a finished scan to an endpoint: what the receiver answered, or why it failed.
-
-    The log outlives the scan (`scan` becomes null when it is deleted; `scan_reference` keeps its id).
-    """
-
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    scan = models.ForeignKey(Scan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    scan_reference = models.UUIDField()
-    event = models.CharField(max_length=32)
-    attempt = models.PositiveSmallIntegerField()
-    succeeded = models.BooleanField(default=False)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_recent")]
-
-    def __str__(self) -> str:
-        outcome = "ok" if self.succeeded else "failed"
-        return f"delivery of scan {self.scan_reference} to {self.endpoint_id}, attempt {self.attempt}: {outcome}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import redis
 from django.conf import settings
 
-from scans.services import scan_queue
+from scans.queues import scan_queue
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

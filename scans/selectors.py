@@ -14,6 +14,7 @@ from rq import worker_registration
 from rq.queue import Queue
 
 from scans.models import Scan
+from scans.queues import SCAN_QUEUE, redis_eviction_policy, redis_eviction_warning, scan_queue_names
 from training.models import ModelVersion
 from training.selectors import model_version_active
 
@@ -70,10 +71,6 @@ def platform_health() -> dict[str, Any]:
     `status` is "ok", "degraded" (up, but nothing would analyse a scan: no worker or no active image
     model) or "unavailable" (the database or Redis is down).
     """
-    # Imported here: services imports the queue machinery, which a health check must survive without.
-    from scans.reliability import redis_eviction_policy, redis_eviction_warning
-    from scans.services import SCAN_QUEUE, scan_queue_names
-
     database = _database_health()
     models = _active_models() if database["ok"] else {}
     queue_config = settings.RQ_QUEUES[SCAN_QUEUE]

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 
-from scans.services import UploadDigest, UploadDigester
+from scans.uploads import UploadDigest, UploadDigester
 
 
 class DigestedUploadedFile(TemporaryUploadedFile):

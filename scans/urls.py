@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from scans import batch_views, views, webhook_views
+from scans import batch_views, views
 
 app_name = "scans"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("webhooks/", webhook_views.webhooks, name="webhooks"),
     path("batches/", batch_views.batch_new, name="batch-new"),
     path("batches/<uuid:batch_id>/", batch_views.batch_detail, name="batch"),
     path("batches/<uuid:batch_id>/export.csv", batch_views.batch_csv, name="batch-csv"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import fields
 from pathlib import PurePath
 from typing import Any
 
@@ -14,42 +15,25 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from scans.evidence import evidence_file_response, timeline_chart
+from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult
+from scans.charts import timeline_chart
+from scans.evidence import evidence_file_response
 from scans.exports import export_json_bytes, export_response, scan_export_pdf, scans_export_csv
 from scans.forms import ScanBulkDeleteForm, ScanFilterForm, ScanUploadForm
+from scans.intake import upload_attempt
+from scans.media_types import STREAMABLE_CONTENT_TYPES
 from scans.models import Scan
 from scans.protected_media import private_file_response
-from scans.ratelimit import UploadThrottled, upload_attempt_register, upload_quota_release
+from scans.ratelimit import UploadThrottled
 from scans.selectors import scan_get_for_user, scan_list_for_user
-from scans.services import UploadRejected, scan_create, scan_delete, scans_delete_many
+from scans.services import scan_create, scan_delete, scans_delete_many
+from scans.uploads import UploadRejected
+from scans.wording import MANIPULATION_EXPLAINED, VERDICT_HEADLINES, manipulation_text
 
 HISTORY_PAGE_SIZE = 20
 
 VERDICT_LABELS = dict(Scan.Verdict.choices)
-VERDICT_HEADLINES = {
-    Scan.Verdict.REAL: "Likely real",
-    Scan.Verdict.FAKE: "Likely a deepfake",
-    Scan.Verdict.UNCERTAIN: "Uncertain: the model cannot tell",
-    Scan.Verdict.NO_FACE: "No face found, so there is nothing to judge",
-}
-
-# Only these types are ever sent with their own Content-Type; anything else is served as an opaque download,
-# so a stored file can never be interpreted as HTML or script by a browser.
-STREAMABLE_CONTENT_TYPES = {
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/bmp",
-    "image/gif",
-    "video/mp4",
-    "video/quicktime",
-    "video/webm",
-    "video/x-matroska",
-    "video/x-msvideo",
-}
-
-# Stages in the order they run; `total_s` is the analysis (decode to verdict), before the evidence is drawn.
-TIMING_ORDER = ("decode_s", "detect_s", "crop_s", "model_s", "total_s", "evidence_s")
+# `total_s` is the analysis (decode to verdict), before the evidence is drawn.
 TIMING_NAMES = {"total_s": "analysis total", "evidence_s": "evidence (heatmaps)"}
 
 
@@ -87,19 +71,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return _render_dashboard(request, ScanUploadForm())
     upload_form = ScanUploadForm(request.POST, request.FILES)
     try:
-        upload_attempt_register(user=request.user)
+        with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
+            if not upload_form.is_valid():
+                return _render_dashboard(request, upload_form, status=400)
+            scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"]))
     except UploadThrottled as throttled:
         upload_form.add_error(None, throttled.message)
         response = _render_dashboard(request, upload_form, status=429)
         response["Retry-After"] = str(throttled.retry_after)
         return response
-    if not upload_form.is_valid():
-        upload_quota_release(user=request.user)
-        return _render_dashboard(request, upload_form, status=400)
-    try:
-        scan = scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"])
     except UploadRejected as rejection:
-        upload_quota_release(user=request.user)
         upload_form.add_error("file", rejection.message)
         return _render_dashboard(request, upload_form, status=rejection.status_code)
     if scan.reused_from_id:
@@ -112,137 +93,115 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return redirect("scans:detail", scan_id=scan.id)
 
 
-def _percent(probability: Any) -> float | None:
-    if isinstance(probability, bool) or not isinstance(probability, int | float):
-        return None
-    return round(float(probability) * 100, 1)
+def _percent(probability: float | None) -> float | None:
+    return None if probability is None else round(float(probability) * 100, 1)
 
 
-def _box_style(box: Any, media_width: Any, media_height: Any) -> str | None:
+def _box_style(box: tuple[int, ...], media: MediaInfo) -> str | None:
     """CSS placing `box` ([x, y, w, h] in source pixels) over the image as percentages of its size."""
-    if not (isinstance(media_width, int | float) and isinstance(media_height, int | float)):
+    if not (media.width and media.height) or len(box) != 4:
         return None
-    if media_width <= 0 or media_height <= 0:
-        return None
-    if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-        return None
-    x, y, width, height = (float(v) for v in box)
-    left = min(max(x / media_width * 100, 0.0), 100.0)
-    top = min(max(y / media_height * 100, 0.0), 100.0)
-    box_width = min(max(width / media_width * 100, 0.0), 100.0 - left)
-    box_height = min(max(height / media_height * 100, 0.0), 100.0 - top)
+    x, y, width, height = (float(value) for value in box)
+    left = min(max(x / media.width * 100, 0.0), 100.0)
+    top = min(max(y / media.height * 100, 0.0), 100.0)
+    box_width = min(max(width / media.width * 100, 0.0), 100.0 - left)
+    box_height = min(max(height / media.height * 100, 0.0), 100.0 - top)
     return f"left: {left:.2f}%; top: {top:.2f}%; width: {box_width:.2f}%; height: {box_height:.2f}%;"
 
 
-def _verdict_label(verdict: Any) -> str:
-    return VERDICT_LABELS.get(verdict, str(verdict or "—"))
-
-
-def _face_rows(faces: list[Any], media: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for position, face in enumerate(faces):
-        if not isinstance(face, dict):
-            continue
-        box = face.get("box")
-        index = face.get("index")
-        frame_scores = face.get("frame_scores") or []
-        frame_indices = face.get("frame_indices") or range(len(frame_scores))
-        rows.append(
-            {
-                "number": index if isinstance(index, int) else position,
-                "box": box if isinstance(box, list | tuple) else None,
-                "box_style": _box_style(box, media.get("width"), media.get("height")),
-                "confidence": _percent(face.get("confidence")),
-                "percent": _percent(face.get("fake_probability")),
-                "verdict": face.get("verdict") or "",
-                "verdict_label": _verdict_label(face.get("verdict")),
-                "n_frames": face.get("n_frames"),
-                "sequence_percent": _percent(face.get("sequence_probability")),
-                "aggregate_percent": _percent(face.get("aggregate_probability")),
-                "crop": face.get("crop") if isinstance(face.get("crop"), str) else None,
-                "heatmap": face.get("heatmap") if isinstance(face.get("heatmap"), str) else None,
-                "key_frames": [
-                    {**frame, "percent": _percent(frame.get("fake_probability"))}
-                    for frame in face.get("key_frames") or []
-                    if isinstance(frame, dict) and isinstance(frame.get("image"), str)
-                ],
-                # Not strict: a result with mismatched lists still renders what pairs up instead of failing the page.
-                "frame_bars": [
-                    {"frame": frame, "percent": _percent(score)}
-                    for frame, score in zip(frame_indices, frame_scores, strict=False)
-                    if _percent(score) is not None
-                ],
-            }
+def _face_row(face: ScoredFace, media: MediaInfo) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "number": face.index,
+        "box": face.box,
+        "box_style": _box_style(face.box, media),
+        "confidence": _percent(face.confidence),
+        "percent": _percent(face.fake_probability),
+        "verdict": face.verdict,
+        "verdict_label": VERDICT_LABELS.get(face.verdict, face.verdict or "—"),
+        "manipulation": manipulation_text(face.manipulation),
+        "crop": face.crop,
+        "heatmap": face.heatmap,
+        "key_frames": [],
+        "frame_bars": [],
+    }
+    if isinstance(face, TrackResult):
+        frame_indices = face.frame_indices or range(len(face.frame_scores))
+        row.update(
+            n_frames=face.n_frames or None,
+            sequence_percent=_percent(face.sequence_probability),
+            aggregate_percent=_percent(face.aggregate_probability),
+            key_frames=[
+                {
+                    "index": frame.index,
+                    "time_s": frame.time_s,
+                    "image": frame.image,
+                    "percent": _percent(frame.fake_probability),
+                }
+                for frame in face.key_frames
+            ],
+            # Not strict: a result with mismatched lists still renders what pairs up instead of failing the page.
+            frame_bars=[
+                {"frame": frame, "percent": _percent(score)}
+                for frame, score in zip(frame_indices, face.frame_scores, strict=False)
+            ],
         )
-    return rows
+    return row
 
 
-def _frame_rows(frames: list[Any]) -> list[dict[str, Any]]:
-    rows = []
-    for frame in frames:
-        if not isinstance(frame, dict):
-            continue
-        rows.append(
-            {
-                "index": frame.get("index"),
-                "time_s": frame.get("time_s"),
-                "faces": [
-                    {"track": face.get("track"), "percent": _percent(face.get("fake_probability"))}
-                    for face in frame.get("faces") or []
-                    if isinstance(face, dict)
-                ],
-            }
-        )
-    return rows
-
-
-def _timing_rows(timings: dict[str, Any]) -> list[dict[str, Any]]:
-    ordered = [key for key in TIMING_ORDER if key in timings] + sorted(k for k in timings if k not in TIMING_ORDER)
+def _frame_rows(analysis: Analysis) -> list[dict[str, Any]]:
     return [
-        {"name": TIMING_NAMES.get(key, key.removesuffix("_s").replace("_", " ")), "seconds": timings[key]}
-        for key in ordered
-        if isinstance(timings[key], int | float) and not isinstance(timings[key], bool)
+        {
+            "index": frame.index,
+            "time_s": frame.time_s,
+            "faces": [{"track": face.track, "percent": _percent(face.fake_probability)} for face in frame.faces],
+        }
+        for frame in analysis.frames
+    ]
+
+
+def _timing_rows(timings: Timings) -> list[dict[str, Any]]:
+    """The stage timings in the order the stages run (the fields' order)."""
+    return [
+        {"name": TIMING_NAMES.get(stage.name, stage.name.removesuffix("_s").replace("_", " ")), "seconds": seconds}
+        for stage in fields(timings)
+        if (seconds := getattr(timings, stage.name)) is not None
     ]
 
 
 def _detail_context(scan: Scan) -> dict[str, Any]:
-    result = scan.result if isinstance(scan.result, dict) else {}
-    media = result.get("media") if isinstance(result.get("media"), dict) else {}
-    decision = result.get("decision") if isinstance(result.get("decision"), dict) else {}
-    models_used = result.get("models") if isinstance(result.get("models"), dict) else {}
-    faces = result.get("faces") if isinstance(result.get("faces"), list) else scan.faces or []
-    timings = scan.timings or result.get("timings") or {}
-    progress = scan.progress if isinstance(scan.progress, dict) else {}
+    analysis = scan.analysis
+    decision = analysis.decision
+    progress = scan.progress or {}
     return {
         "scan": scan,
         "verdict_headline": VERDICT_HEADLINES.get(scan.verdict, ""),
         "percent": _percent(scan.fake_probability),
-        "media": media,
+        "media": analysis.media,
         "decision": {
-            "threshold": _percent(decision.get("threshold")),
-            "uncertain_low": _percent(decision.get("uncertain_low")),
-            "uncertain_high": _percent(decision.get("uncertain_high")),
+            "threshold": _percent(decision.threshold) if decision else None,
+            "uncertain_low": _percent(decision.uncertain_low) if decision else None,
+            "uncertain_high": _percent(decision.uncertain_high) if decision else None,
         },
-        "faces": _face_rows(faces, media),
-        "frames": _frame_rows(result.get("frames") or []),
-        "timeline": timeline_chart(result),
-        "metadata": result.get("metadata") if isinstance(result.get("metadata"), dict) else None,
-        "timings": _timing_rows(timings if isinstance(timings, dict) else {}),
-        "image_model": models_used.get("image")
-        or (scan.image_model_version.label if scan.image_model_version else None),
-        "video_model": models_used.get("video")
-        or (scan.video_model_version.label if scan.video_model_version else None),
-        "notes": [note for note in result.get("notes") or [] if isinstance(note, str)],
+        "faces": [_face_row(face, analysis.media) for face in analysis.faces],
+        "any_manipulation": any(face.manipulation for face in analysis.faces),
+        "manipulation_explained": MANIPULATION_EXPLAINED,
+        "frames": _frame_rows(analysis),
+        "timeline": timeline_chart(analysis),
+        "metadata": analysis.metadata,
+        "timings": _timing_rows(analysis.timings),
+        "image_model": analysis.models.image or (scan.image_model_version.label if scan.image_model_version else None),
+        "video_model": analysis.models.video or (scan.video_model_version.label if scan.video_model_version else None),
+        "notes": list(analysis.notes),
         "progress": progress,
         "progress_percent": _progress_percent(progress),
     }
 
 
 def _progress_percent(progress: dict[str, Any]) -> int | None:
-    done, total = progress.get("frames_done"), progress.get("frames_total")
-    if isinstance(done, int) and isinstance(total, int) and total > 0:
-        return max(0, min(100, round(done / total * 100)))
-    return None
+    total = progress.get("frames_total")
+    if not total:
+        return None
+    return max(0, min(100, round(progress.get("frames_done", 0) / total * 100)))
 
 
 @login_required

@@ -15,7 +15,8 @@ from rq.worker import SimpleWorker
 
 from ml.runtime import configure_tensorflow
 from scans.analyzers import NoActiveModel, analyzer_for_active_versions
-from scans.reliability import redis_eviction_warning, scans_recover_orphaned
+from scans.queues import redis_eviction_warning
+from scans.recovery import scans_recover_orphaned
 
 if TYPE_CHECKING:
     from rq.job import Job
@@ -37,7 +38,7 @@ class ScanWorker(SimpleWorker):
     at start-up (see `scans.analyzers`) is reused by every job. Job timeouts still apply: RQ enforces
     them with SIGALRM in this process. The price of no fork is that a crash (e.g. out of memory) takes
     the worker down with its job; the supervisor restarts it, and the next worker to start or do its
-    maintenance runs the scan once more (a second crash fails it, see scans/reliability.py).
+    maintenance runs the scan once more (a second crash fails it, see scans/recovery.py).
     """
 
     def bootstrap(self, *args: object, **kwargs: object) -> None:

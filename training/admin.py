@@ -5,7 +5,7 @@ Everything that defines a registered version (weights, settings, metrics) is rea
 in through the add form, which stores it with `model_version_register` (never activated on upload). The
 active version changes only through the "activate" and "roll back" actions, which go through
 `model_version_activate`, so the previous active version of the kind is deactivated in the same transaction.
-Shadow mode (see `training.shadow`) is switched by the "shadow" actions; a version's page then reports how its
+Shadow mode (see `scans.shadow`) is switched by the "shadow" actions; a version's page then reports how its
 verdicts on new scans agree with the ones users were shown, and `ShadowResult` rows list them one by one.
 """
 
@@ -29,88 +29,38 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from training.models import ModelVersion, ShadowResult
-from training.selectors import model_version_active, shadow_agreement, shadow_disagreements
+from training.selectors import (
+    COMPARED_METRICS,
+    MetricComparison,
+    is_number,
+    metric_sections,
+    model_version_active,
+    model_version_comparison,
+    model_version_plots,
+    previous_active_version,
+    shadow_agreement,
+    shadow_disagreements,
+)
 from training.services import (
     ShadowRefused,
     model_version_activate,
+    model_version_plot_store,
     model_version_register,
     model_version_shadow_start,
     model_version_shadow_stop,
 )
-from training.shipped import SHIPPED_DIR, read_manifest
 
-# The evaluation plots a version can have, in display order (see ml.plots.save_evaluation_plots).
-PLOT_NAMES = ("roc.png", "confusion.png", "pr.png", "training.png")
 PLOT_TITLES = {
     "roc.png": "ROC curve",
     "confusion.png": "Confusion matrix",
     "pr.png": "Precision-recall",
     "training.png": "Training curves",
 }
-# Metrics compared side by side, in this order, where both versions have them for the same evaluation data.
-COMPARED_METRICS = ("n", "auc", "accuracy", "precision", "recall", "f1", "log_loss", "ece", "uncertain_fraction")
-# For these, smaller is better; for the others, larger is.
-LOWER_IS_BETTER = {"log_loss", "ece", "uncertain_fraction"}
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 # Disagreements listed on a version's page; the full list is the ShadowResult changelist it links to.
 SHADOW_DISAGREEMENTS_SHOWN = 20
 VERDICT_ORDER = ("real", "uncertain", "fake", "no_face")
-
-
-def plot_storage_name(model_version: ModelVersion, plot_name: str) -> str:
-    """Where an uploaded plot of this version lives in model storage, beside the weights."""
-    return f"plots/{model_version.kind}-{model_version.name}-{model_version.version}/{plot_name}"
-
-
-def model_version_plots(model_version: ModelVersion) -> dict[str, Path]:
-    """The plots this version has: uploaded ones in model storage, else the shipped ones of its manifest entry."""
-    storage = model_version.weights.storage
-    found = {}
-    for plot_name in PLOT_NAMES:
-        stored = plot_storage_name(model_version, plot_name)
-        if storage.exists(stored):
-            found[plot_name] = Path(storage.path(stored))
-    if found:
-        return found
-    try:
-        shipped = read_manifest()
-    except (FileNotFoundError, ValueError, KeyError):
-        return {}
-    is_shipped = any(
-        (entry["kind"], entry["name"], entry["version"])
-        == (model_version.kind, model_version.name, model_version.version)
-        for entry in shipped
-    )
-    if not is_shipped:
-        return {}
-    shipped_plots = SHIPPED_DIR / "plots" / model_version.kind
-    return {name: shipped_plots / name for name in PLOT_NAMES if (shipped_plots / name).is_file()}
-
-
-def metric_sections(metrics: dict | None) -> dict[str, dict[str, float]]:
-    """The numeric metrics per evaluation ("training", "evaluate:val", ...); flat metrics form the "" section."""
-    sections: dict[str, dict[str, float]] = {}
-    for key, value in (metrics or {}).items():
-        if isinstance(value, dict):
-            numbers = {name: number for name, number in value.items() if _is_number(number)}
-            if numbers:
-                sections[key] = numbers
-        elif _is_number(value):
-            sections.setdefault("", {})[key] = value
-    return sections
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def previous_active_version(*, kind: str) -> ModelVersion | None:
-    """The version of `kind` that was active before the current one: the most recently activated inactive one."""
-    return (
-        ModelVersion.objects.filter(kind=kind, is_active=False, activated_at__isnull=False)
-        .order_by("-activated_at")
-        .first()
-    )
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class ModelVersionUploadForm(forms.ModelForm):
@@ -149,11 +99,11 @@ class ModelVersionUploadForm(forms.ModelForm):
         if not isinstance(settings, dict):
             raise forms.ValidationError("Settings must be a JSON object.")
         threshold = settings.get("threshold")
-        if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+        if not is_number(threshold) or not 0.0 <= threshold <= 1.0:
             raise forms.ValidationError('Settings need a "threshold" between 0 and 1.')
         low = settings.get("uncertain_low", threshold)
         high = settings.get("uncertain_high", threshold)
-        if not (_is_number(low) and _is_number(high) and 0.0 <= low <= threshold <= high <= 1.0):
+        if not (is_number(low) and is_number(high) and 0.0 <= low <= threshold <= high <= 1.0):
             raise forms.ValidationError('Need 0 <= "uncertain_low" <= "threshold" <= "uncertain_high" <= 1.')
         return settings
 
@@ -251,11 +201,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             )
         for field_name, plot_name in (("roc_plot", "roc.png"), ("confusion_plot", "confusion.png")):
             if data.get(field_name) is not None:
-                storage = registered.weights.storage
-                storage_name = plot_storage_name(registered, plot_name)
-                if storage.exists(storage_name):
-                    storage.delete(storage_name)
-                storage.save(storage_name, data[field_name])
+                model_version_plot_store(model_version=registered, plot_name=plot_name, plot=data[field_name])
         # The admin logs and redirects to the object it was given (kind, name, version already match): point it at
         # the registered row.
         obj.pk = registered.pk
@@ -273,7 +219,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def plot_view(self, request: HttpRequest, version_id: int, plot_name: str) -> FileResponse:
         """Streams one plot of a version to staff who may view versions."""
-        if not self.has_view_permission(request) or plot_name not in PLOT_NAMES:
+        if not self.has_view_permission(request) or plot_name not in PLOT_TITLES:
             raise Http404("No such plot.")
         model_version = ModelVersion.objects.filter(pk=version_id).first()
         plot_path = model_version_plots(model_version).get(plot_name) if model_version else None
@@ -448,15 +394,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return f"No {model_version.kind} version is active."
         if active.pk == model_version.pk:
             return "This is the active version."
-        candidate_sections = metric_sections(model_version.metrics)
-        active_sections = metric_sections(active.metrics)
-        shared = sorted(set(candidate_sections) & set(active_sections))
-        rows = []
-        for section in shared:
-            for metric in COMPARED_METRICS:
-                if metric in candidate_sections[section] and metric in active_sections[section]:
-                    mine, theirs = candidate_sections[section][metric], active_sections[section][metric]
-                    rows.append((section or "-", metric, _number(theirs), _number(mine), _delta(metric, mine, theirs)))
+        rows = [
+            (row.section or "-", row.metric, _number(row.active), _number(row.candidate), _change(row))
+            for row in model_version_comparison(model_version=model_version, active=active)
+        ]
         if not rows:
             return f"{active.label} (active) has no metrics on the same evaluation data as this version."
         header = format_html(
@@ -535,12 +476,12 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
-def _delta(metric: str, mine: float, theirs: float) -> str:
-    difference = mine - theirs
-    if metric == "n" or difference == 0:
-        return "same" if difference == 0 else f"{difference:+g}"
-    better = difference < 0 if metric in LOWER_IS_BETTER else difference > 0
-    return f"{difference:+.4f} ({'better' if better else 'worse'})"
+def _change(row: MetricComparison) -> str:
+    if row.change == 0:
+        return "same"
+    if row.better is None:
+        return f"{row.change:+g}"
+    return f"{row.change:+.4f} ({'better' if row.better else 'worse'})"
 
 
 def _pretty_json(value: object) -> str:

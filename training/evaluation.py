@@ -14,6 +14,7 @@ from pathlib import Path
 from ml.errors import MediaError
 from ml.metrics import binary_report
 from ml.pipeline import Analyzer
+from ml.result import Analysis
 
 
 def evaluate_files(
@@ -39,10 +40,10 @@ def evaluate_files(
         except MediaError as exc:
             entry.update(fake_probability=None, verdict=None, error=str(exc))
         else:
-            entry.update(fake_probability=result["fake_probability"], verdict=result["verdict"])
-            entry["faces"] = len(result["faces"])
+            entry.update(fake_probability=result.fake_probability, verdict=result.verdict)
+            entry["faces"] = len(result.faces)
             entry["manipulation"] = _top_manipulation(result)
-            entry["error"] = "no face found" if result["verdict"] == "no_face" else None
+            entry["error"] = "no face found" if result.verdict == "no_face" else None
         per_file.append(entry)
         if progress is not None:
             progress(number, len(files))
@@ -90,10 +91,9 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _top_manipulation(result: dict) -> str | None:
+def _top_manipulation(analysis: Analysis) -> str | None:
     """The most suspicious face's most likely manipulation type, where the model has that head."""
-    faces = [face for face in result.get("faces") or [] if face.get("manipulation")]
+    faces = [face for face in analysis.faces if face.manipulation is not None]
     if not faces:
         return None
-    face = max(faces, key=lambda face: face.get("fake_probability") or 0.0)
-    return face["manipulation"].get("type")
+    return max(faces, key=lambda face: face.fake_probability).manipulation.most_likely

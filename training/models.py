@@ -34,7 +34,7 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
-    # Shadow mode (training.shadow): this inactive version also scores every new scan of its kind, for the admin's
+    # Shadow mode (scans.shadow): this inactive version also scores every new scan of its kind, for the admin's
     # agreement report only. At most one per kind, never the active one; set through training.services.
     is_shadow = models.BooleanField(default=False)
     shadow_since = models.DateTimeField(null=True, blank=True)
@@ -61,11 +61,15 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def plot_storage_name(self, plot_name: str) -> str:
+        """Where an uploaded evaluation plot of this version lives in model storage, beside the weights."""
+        return f"plots/{self.kind}-{self.name}-{self.version}/{plot_name}"
+
 
 class ShadowResult(models.Model):
     """What a shadow candidate concluded about one scan, beside the verdict the scan's owner was shown.
 
-    Written by the worker after the scan's own result is stored (training.shadow); read only by the admin's
+    Written by the worker after the scan's own result is stored (scans.shadow); read only by the admin's
     agreement report. Users never see these rows: no API, page, export or webhook reads this model. A failed
     shadow run is kept too (`error` set, no verdict), so the report can say how often the candidate failed.
     """

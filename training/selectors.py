@@ -1,13 +1,15 @@
-"""Reads on model versions and their shadow results."""
+"""Reads on model versions: the active and shadow ones, their shadow results, plots and metric comparisons."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db.models import Avg, Count, F, Func, Q, QuerySet
 
 from training.models import ModelVersion, ShadowResult
+from training.shipped import SHIPPED_DIR, read_manifest
 
 
 def model_version_active(*, kind: str) -> ModelVersion | None:
@@ -70,3 +72,103 @@ def shadow_agreement(*, candidate: ModelVersion) -> ShadowAgreement:
 def shadow_disagreements(*, candidate: ModelVersion) -> QuerySet[ShadowResult]:
     """The scans where `candidate` gave another verdict than the one shown, newest first."""
     return ShadowResult.objects.filter(candidate=candidate, agreed=False).select_related("scan").order_by("-created_at")
+
+
+# --- Evaluation plots and the comparison with the active version (the admin's version page) -------------
+
+# The evaluation plots a version can have, in display order (see ml.plots.save_evaluation_plots).
+PLOT_NAMES = ("roc.png", "confusion.png", "pr.png", "training.png")
+# Metrics compared side by side, in this order, where both versions have them for the same evaluation data.
+COMPARED_METRICS = ("n", "auc", "accuracy", "precision", "recall", "f1", "log_loss", "ece", "uncertain_fraction")
+# For these, smaller is better; for the others, larger is.
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "uncertain_fraction"})
+
+
+def model_version_plots(model_version: ModelVersion) -> dict[str, Path]:
+    """The plots this version has: uploaded ones in model storage, else the shipped ones of its manifest entry."""
+    storage = model_version.weights.storage
+    found = {}
+    for plot_name in PLOT_NAMES:
+        stored = model_version.plot_storage_name(plot_name)
+        if storage.exists(stored):
+            found[plot_name] = Path(storage.path(stored))
+    if found:
+        return found
+    try:
+        shipped = read_manifest()
+    except (FileNotFoundError, ValueError, KeyError):
+        return {}
+    is_shipped = any(
+        (entry["kind"], entry["name"], entry["version"])
+        == (model_version.kind, model_version.name, model_version.version)
+        for entry in shipped
+    )
+    if not is_shipped:
+        return {}
+    shipped_plots = SHIPPED_DIR / "plots" / model_version.kind
+    return {name: shipped_plots / name for name in PLOT_NAMES if (shipped_plots / name).is_file()}
+
+
+def metric_sections(metrics: dict | None) -> dict[str, dict[str, float]]:
+    """The numeric metrics per evaluation ("training", "evaluate:val", ...); flat metrics form the "" section."""
+    sections: dict[str, dict[str, float]] = {}
+    for key, value in (metrics or {}).items():
+        if isinstance(value, dict):
+            numbers = {name: number for name, number in value.items() if is_number(number)}
+            if numbers:
+                sections[key] = numbers
+        elif is_number(value):
+            sections.setdefault("", {})[key] = value
+    return sections
+
+
+def is_number(value: object) -> bool:
+    """A JSON number (a bool is not one, though Python counts it as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of one evaluation, for a version and the active one, and whether the change is for the better."""
+
+    section: str
+    metric: str
+    active: float
+    candidate: float
+
+    @property
+    def change(self) -> float:
+        return self.candidate - self.active
+
+    @property
+    def better(self) -> bool | None:
+        """None where better or worse does not apply: no change, or the sample size `n`."""
+        if self.metric == "n" or self.change == 0:
+            return None
+        return self.change < 0 if self.metric in LOWER_IS_BETTER else self.change > 0
+
+
+def model_version_comparison(*, model_version: ModelVersion, active: ModelVersion) -> list[MetricComparison]:
+    """Every COMPARED_METRICS figure both versions have on the same evaluation data, evaluation by evaluation."""
+    candidate_sections = metric_sections(model_version.metrics)
+    active_sections = metric_sections(active.metrics)
+    return [
+        MetricComparison(
+            section=section,
+            metric=metric,
+            active=active_sections[section][metric],
+            candidate=candidate_sections[section][metric],
+        )
+        for section in sorted(set(candidate_sections) & set(active_sections))
+        for metric in COMPARED_METRICS
+        if metric in candidate_sections[section] and metric in active_sections[section]
+    ]
+
+
+def previous_active_version(*, kind: str) -> ModelVersion | None:
+    """The version of `kind` that was active before the current one: the most recently activated inactive one."""
+    return (
+        ModelVersion.objects.filter(kind=kind, is_active=False, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
 from training.models import ModelVersion, ShadowResult
+
+if TYPE_CHECKING:
+    from ml.result import ShadowOutcome
 
 
 def _sha256_of(path: Path) -> str:
@@ -63,6 +67,15 @@ def model_version_register(
     if activate:
         model_version = model_version_activate(model_version=model_version)
     return model_version
+
+
+def model_version_plot_store(*, model_version: ModelVersion, plot_name: str, plot: File) -> None:
+    """Store an evaluation plot (PNG) of the version beside its weights, replacing an earlier one of that name."""
+    storage = model_version.weights.storage
+    storage_name = model_version.plot_storage_name(plot_name)
+    if storage.exists(storage_name):
+        storage.delete(storage_name)
+    storage.save(storage_name, plot)
 
 
 def evaluation_metrics_key(data: str | Path) -> str:
@@ -149,7 +162,7 @@ def shadow_result_record(
     kind: str,
     reference_verdict: str,
     reference_probability: float | None,
-    outcome: dict | None = None,
+    outcome: ShadowOutcome | None = None,
     error: str = "",
 ) -> ShadowResult:
     """Store what `candidate` concluded about a scan (`outcome` from `ml.shadow.ShadowScorer.score`), or why it
@@ -163,13 +176,12 @@ def shadow_result_record(
         "reference_probability": reference_probability,
     }
     if outcome is not None:
-        probability = outcome.get("fake_probability")
         fields.update(
-            verdict=outcome["verdict"],
-            fake_probability=None if probability is None else float(probability),
-            agreed=outcome["verdict"] == reference_verdict,
-            faces_scored=len(outcome.get("faces") or []),
-            timings=outcome.get("timings") or {},
+            verdict=outcome.verdict,
+            fake_probability=None if outcome.fake_probability is None else float(outcome.fake_probability),
+            agreed=outcome.verdict == reference_verdict,
+            faces_scored=len(outcome.faces),
+            timings=dict(outcome.timings),
         )
     else:
         fields.update(error=error[:2000])

@@ -1,4 +1,4 @@
-"""Fixtures shared by the ml tests: one MTCNN detector and one tiny Analyzer per session (both take seconds)."""
+"""Fixtures shared by the ml tests: one MTCNN detector and tiny Analyzers per session (each takes seconds)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ def tiny_analyzer(tmp_path_factory: pytest.TempPathFactory):
     from ml.testing import build_tiny_models
 
     image_spec, video_spec = build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+    return Analyzer(image_spec, video_spec, video_frames=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_analyzer_without_head(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny models without the manipulation-type head, like the shipped v1 models."""
+    from ml.pipeline import Analyzer
+    from ml.testing import build_tiny_models
+
+    image_spec, video_spec = build_tiny_models(tmp_path_factory.mktemp("tiny-models-no-head"), manipulation_types=())
     return Analyzer(image_spec, video_spec, video_frames=8)
 
 

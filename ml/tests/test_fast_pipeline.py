@@ -195,20 +195,20 @@ def test_tracking_between_detections_gives_one_track_per_person_like_detecting_e
     every_frame = Analyzer(
         shipped_analyzer.image_spec, shipped_analyzer.video_spec, full_detection_every=1
     ).analyze_video(clip)
-    assert len(fast["faces"]) == len(every_frame["faces"]) == 1
-    assert fast["media"]["full_detections"] < fast["media"]["frames_analyzed"] // 4
-    assert every_frame["media"]["full_detections"] == every_frame["media"]["frames_analyzed"]
+    assert len(fast.faces) == len(every_frame.faces) == 1
+    assert fast.media.full_detections < fast.media.frames_analyzed // 4
+    assert every_frame.media.full_detections == every_frame.media.frames_analyzed
     ious = []
-    for ours, theirs in zip(fast["frames"], every_frame["frames"], strict=True):
+    for ours, theirs in zip(fast.frames, every_frame.frames, strict=True):
         # Re-detection in a small region can find a face that MTCNN misses in the whole frame, never the
         # other way round: a face it does not re-find triggers a full detection of that frame.
-        assert len(ours["faces"]) >= len(theirs["faces"])
-        if theirs["faces"]:
-            ious.append(box_iou(ours["faces"][0]["box"], theirs["faces"][0]["box"]))
-    assert len(ious) >= len(fast["frames"]) - 2
+        assert len(ours.faces) >= len(theirs.faces)
+        if theirs.faces:
+            ious.append(box_iou(ours.faces[0].box, theirs.faces[0].box))
+    assert len(ious) >= len(fast.frames) - 2
     assert min(ious) >= 0.6 and float(np.mean(ious)) >= 0.85
-    assert fast["fake_probability"] == pytest.approx(every_frame["fake_probability"], abs=0.05)
-    assert fast["verdict"] == every_frame["verdict"]
+    assert fast.fake_probability == pytest.approx(every_frame.fake_probability, abs=0.05)
+    assert fast.verdict == every_frame.verdict
 
 
 def test_frames_come_back_in_order_from_the_decoding_thread(data_dir: Path) -> None:

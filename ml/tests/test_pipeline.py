@@ -1,21 +1,31 @@
-"""The Analyzer contract with tiny untrained models: result shape, no-face answers, videos, bad media."""
+"""The Analyzer contract with tiny untrained models: result shape, no-face answers, videos, bad media, the
+explanation made in the same pass, the manipulation type beside the verdict, and one decode per analysis."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ml.errors import MediaError
-from ml.pipeline import Decision
+from ml.explain import MIN_DISPLAY_PX
+from ml.faces import CropRule
+from ml.image_model import MANIPULATION_TYPES
+from ml.pipeline import scope_notes
+from ml.result import Analysis, Decision
 
 IMAGE_KEYS = {"kind", "verdict", "fake_probability", "faces", "media", "timings", "decision", "models", "notes"}
 
 
+def _clip(data_dir: Path) -> Path:
+    return sorted((data_dir / "videos" / "celebdf" / "real").iterdir())[0]
+
+
 def test_an_image_with_a_face_gets_a_scored_face(tiny_analyzer, real_photo: Path) -> None:
     progress: list[dict] = []
-    result = tiny_analyzer.analyze_image(real_photo, progress=progress.append)
+    result = tiny_analyzer.analyze_image(real_photo, progress=progress.append).to_json()
     assert set(result) >= IMAGE_KEYS
     assert result["verdict"] in {"real", "fake", "uncertain"}
     assert 0.0 <= result["fake_probability"] <= 1.0
@@ -30,16 +40,15 @@ def test_an_image_with_a_face_gets_a_scored_face(tiny_analyzer, real_photo: Path
 
 def test_an_image_without_a_face_is_answered_no_face(tiny_analyzer, face_free_photo: Path) -> None:
     result = tiny_analyzer.analyze_image(face_free_photo)
-    assert result["verdict"] == "no_face"
-    assert result["fake_probability"] is None
-    assert result["faces"] == []
-    assert result["notes"]
+    assert result.verdict == "no_face"
+    assert result.fake_probability is None
+    assert result.faces == ()
+    assert result.notes
 
 
 def test_a_video_gets_one_track_with_frame_scores(tiny_analyzer, data_dir: Path) -> None:
-    clip = sorted((data_dir / "videos" / "celebdf" / "real").iterdir())[0]
     progress: list[dict] = []
-    result = tiny_analyzer.analyze_video(clip, progress=progress.append)
+    result = tiny_analyzer.analyze_video(_clip(data_dir), progress=progress.append).to_json()
     assert result["media"]["frames_analyzed"] == 8
     assert result["media"]["frame_count"] == 24
     [person] = result["faces"]
@@ -65,3 +74,108 @@ def test_corrupt_media_raises_a_readable_media_error(tiny_analyzer, tmp_path: Pa
 def test_the_decision_band_gives_uncertain_between_its_edges() -> None:
     decision = Decision.from_settings({"threshold": 0.5, "uncertain_low": 0.3, "uncertain_high": 0.7})
     assert [decision.verdict(p) for p in (0.1, 0.3, 0.5, 0.7, 0.95)] == ["real", "real", "uncertain", "fake", "fake"]
+
+
+def test_a_stored_analysis_reads_back_as_the_same_result(tiny_analyzer, real_photo: Path, data_dir: Path) -> None:
+    for analysis in (
+        tiny_analyzer.analyze_image(real_photo, explain=True),
+        tiny_analyzer.analyze_video(_clip(data_dir), explain=True),
+    ):
+        document = json.loads(json.dumps(analysis.to_json()))
+
+        assert Analysis.from_json(document, kind=analysis.kind) == analysis
+
+
+def test_explaining_a_photo_names_a_crop_and_a_heatmap_per_face(tiny_analyzer, real_photo: Path) -> None:
+    analysis = tiny_analyzer.analyze_image(real_photo, explain=True)
+
+    [face] = analysis.faces
+    assert analysis.explanation.files == (face.crop, face.heatmap)
+    for name in analysis.explanation.files:
+        pixels = analysis.explanation.images[name]
+        assert pixels.dtype == np.uint8 and pixels.shape == (MIN_DISPLAY_PX, MIN_DISPLAY_PX, 3)
+    assert analysis.metadata["readable"] is True
+    assert analysis.timings.evidence_s > 0
+
+
+def test_explaining_a_video_names_each_persons_crop_heatmap_and_key_frames(tiny_analyzer, data_dir: Path) -> None:
+    analysis = tiny_analyzer.analyze_video(_clip(data_dir), explain=True)
+
+    [person] = analysis.faces
+    assert person.crop_frame in person.frame_indices
+    assert {person.crop, person.heatmap} <= set(analysis.explanation.files)
+    if person.verdict in {"fake", "uncertain"}:
+        assert max(person.frame_scores) in [frame.fake_probability for frame in person.key_frames]
+    else:
+        assert person.key_frames == ()
+    for key_frame in person.key_frames:
+        assert max(analysis.explanation.images[key_frame.image].shape[:2]) <= 320
+
+
+def test_a_failure_to_explain_keeps_the_verdict_and_notes_it(tiny_analyzer, real_photo: Path, monkeypatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("gradient tape exploded")
+
+    monkeypatch.setattr("ml.explain.gradcam_heatmaps", broken)
+
+    analysis = tiny_analyzer.analyze_image(real_photo, explain=True)
+
+    assert analysis.verdict in {"real", "fake", "uncertain"}
+    assert analysis.explanation is None and analysis.faces[0].crop is None
+    assert "evidence" not in analysis.to_json()
+    assert "could not be generated" in analysis.notes[-1]
+
+
+def test_a_fatal_error_is_not_written_off_as_missing_evidence(tiny_analyzer, real_photo: Path, monkeypatch) -> None:
+    class Stopped(Exception):
+        pass
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise Stopped
+
+    monkeypatch.setattr("ml.explain.gradcam_heatmaps", stopped)
+    monkeypatch.setattr(tiny_analyzer, "fatal_errors", (Stopped,))
+
+    with pytest.raises(Stopped):
+        tiny_analyzer.analyze_image(real_photo, explain=True)
+
+
+def test_a_face_gets_the_manipulation_type_it_most_resembles(tiny_analyzer, real_photo: Path, data_dir: Path) -> None:
+    [face] = tiny_analyzer.analyze_image(real_photo).faces
+    [person] = tiny_analyzer.analyze_video(_clip(data_dir)).faces
+
+    for guess in (face.manipulation, person.manipulation):
+        assert tuple(guess.distribution) == MANIPULATION_TYPES
+        assert sum(guess.distribution.values()) == pytest.approx(1.0, abs=1e-5)
+        assert guess.most_likely == max(guess.distribution, key=guess.distribution.get)
+        assert guess.probability == guess.distribution[guess.most_likely]
+
+
+def test_a_model_without_the_manipulation_head_gives_no_manipulation_type(
+    tiny_analyzer_without_head, real_photo: Path, data_dir: Path
+) -> None:
+    photo = tiny_analyzer_without_head.analyze_image(real_photo, explain=True)
+    video = tiny_analyzer_without_head.analyze_video(_clip(data_dir), explain=True)
+
+    assert photo.faces[0].manipulation is None and video.faces[0].manipulation is None
+    assert photo.to_json()["faces"][0]["manipulation"] is None
+    assert photo.verdict in {"real", "fake", "uncertain"} and photo.explanation.files
+
+
+def test_an_explained_analysis_with_another_crop_rule_decodes_its_media_once(
+    tiny_analyzer, real_photo: Path, data_dir: Path, decodes: dict[str, int]
+) -> None:
+    other_rule = CropRule(margin=0.3, size=64)
+
+    photo = tiny_analyzer.analyze_image(real_photo, explain=True, crop_rules=[other_rule])
+    video = tiny_analyzer.analyze_video(_clip(data_dir), explain=True, crop_rules=[other_rule])
+
+    assert decodes == {"load_image": 1, "iter_video_frames": 1}
+    assert photo.crops[other_rule][0].shape == (1, 64, 64, 3)
+    assert video.crops[other_rule][0].shape == (video.faces[0].n_frames, 64, 64, 3)
+
+
+def test_scope_notes_flag_crowds_and_very_low_resolution() -> None:
+    assert "12 faces found" in " ".join(scope_notes(faces=12, width=1920, height=1080))
+    assert "very low resolution (96x80 px" in " ".join(scope_notes(faces=1, width=96, height=80))
+    assert scope_notes(faces=1, width=640, height=480) == []

@@ -41,14 +41,14 @@ def test_the_shipped_image_model_tells_a_real_photo_from_a_generated_one(analyze
     val = data_dir / "images" / "stylegan-celeba" / "val"
     real = analyzer.analyze_image(sorted((val / "real").iterdir())[1])
     fake = analyzer.analyze_image(sorted((val / "fake").iterdir())[1])
-    assert real["fake_probability"] < fake["fake_probability"]
-    assert real["verdict"] == "real"
-    assert fake["verdict"] == "fake"
+    assert real.fake_probability < fake.fake_probability
+    assert real.verdict == "real"
+    assert fake.verdict == "fake"
 
 
 def test_the_shipped_video_model_scores_a_real_video(analyzer: Analyzer, data_dir: Path) -> None:
     clip = data_dir / "videos" / "ffpp" / "real" / "ffpp_004.mp4"
     result = analyzer.analyze_video(clip)
-    assert len(result["faces"]) >= 1
-    assert 0.0 <= result["fake_probability"] <= 1.0
-    assert result["media"]["frames_analyzed"] == 32
+    assert len(result.faces) >= 1
+    assert 0.0 <= result.fake_probability <= 1.0
+    assert result.media.frames_analyzed == 32

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from scans.models import Scan
-from scans.services import SCAN_QUEUE
+from scans.queues import SCAN_QUEUE
 from scans.tests.uploads import face_photo, gradient_png, image_bytes, make_scan_row, short_clip, upload
 
 pytestmark = pytest.mark.django_db
@@ -376,7 +376,7 @@ def test_health_reports_services_workers_queue_and_models_to_anyone(tiny_models,
 
 
 def test_health_counts_a_live_worker(tiny_models, api_client_for, redis_conn):
-    from scans.services import scan_queue
+    from scans.queues import scan_queue
     from scans.worker import ScanWorker
 
     worker = ScanWorker([scan_queue()], connection=redis_conn)

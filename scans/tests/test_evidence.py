@@ -8,7 +8,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from scans.evidence import EVIDENCE_FAILED_NOTE, evidence_folder, scope_notes, timeline_chart
+from ml.result import EXPLANATION_FAILED_NOTE
+from scans.evidence import evidence_folder
 from scans.models import Scan
 from scans.services import scan_create, scan_delete
 from scans.tests.uploads import face_photo, gradient_png, make_scan_row, upload
@@ -146,46 +147,6 @@ def test_a_video_gets_per_person_evidence_key_frames_and_a_timeline(alice, analy
     assert "<svg" in page and 'class="timeline-threshold"' in page
 
 
-def test_the_timeline_chart_puts_time_on_x_and_probability_on_y():
-    result = {
-        "kind": "video",
-        "media": {"fps": 10.0, "duration_s": 2.0},
-        "decision": {"threshold": 0.5, "uncertain_low": 0.35, "uncertain_high": 0.65},
-        "faces": [
-            {
-                "index": 0,
-                "verdict": "fake",
-                "frame_indices": [0, 10, 20],
-                "frame_scores": [0.0, 1.0, 0.5],
-                "key_frames": [{"index": 10}],
-            }
-        ],
-    }
-
-    chart = timeline_chart(result)
-
-    first, middle, last = chart["tracks"][0]["markers"]
-    assert first["x"] == chart["left"] and last["x"] == chart["right"]
-    assert first["y"] == chart["bottom"] and middle["y"] == chart["top"]
-    assert middle["key"] and not first["key"]
-    assert chart["threshold"]["y"] == last["y"]
-    assert chart["band"]["height"] > 0
-
-
-def test_no_timeline_for_an_image_result():
-    assert timeline_chart({"kind": "image", "faces": [{"index": 0, "fake_probability": 0.2}]}) is None
-
-
-def test_scope_notes_flag_crowds_and_very_low_resolution():
-    crowd = {"faces": [{"index": index} for index in range(12)], "media": {"width": 1920, "height": 1080}}
-    tiny = {"faces": [{"index": 0}], "media": {"width": 96, "height": 80}}
-    ordinary = {"faces": [{"index": 0}], "media": {"width": 640, "height": 480}}
-
-    assert "12 faces found" in " ".join(scope_notes(crowd))
-    assert "very low resolution (96x80 px" in " ".join(scope_notes(tiny))
-    assert scope_notes(ordinary) == []
-
-
 def test_the_history_shows_a_progress_bar_for_a_running_scan(client, alice):
     progress = {"stage": "detecting faces", "frames_done": 4, "frames_total": 8, "faces_found": 3}
     make_scan_row(alice, kind=Scan.Kind.VIDEO, status=Scan.Status.PROCESSING, progress=progress)
@@ -226,7 +187,7 @@ def test_a_failure_to_draw_evidence_keeps_the_verdict_and_says_so(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("gradient tape exploded")
 
-    monkeypatch.setattr("scans.evidence.gradcam_heatmaps", broken)
+    monkeypatch.setattr("ml.explain.gradcam_heatmaps", broken)
     scan = _upload_file(alice, face_photo(data_dir))
 
     run_worker()
@@ -234,7 +195,7 @@ def test_a_failure_to_draw_evidence_keeps_the_verdict_and_says_so(
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE
     assert scan.verdict in {"real", "fake", "uncertain"}
-    assert EVIDENCE_FAILED_NOTE in scan.result["notes"]
+    assert EXPLANATION_FAILED_NOTE in scan.result["notes"]
     assert "evidence" not in scan.result
     assert not Path(default_storage.path(evidence_folder(scan.id))).exists()
 

@@ -25,7 +25,7 @@ def _pdf_page_count(content: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", content))
 
 
-def _validate_export(document: dict) -> None:
+def validate_export(document: dict) -> None:
     """Raises unless the document validates against the published JSON Schema (formats checked too)."""
     schema = json.loads(EXPORT_JSON_SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -52,7 +52,7 @@ def test_the_json_export_parses_and_carries_the_result(client, alice, analysed_p
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment;")
     document = json.loads(response.content)
-    _validate_export(document)
+    validate_export(document)
     assert document["schema"] == EXPORT_SCHEMA == json.loads(EXPORT_JSON_SCHEMA_PATH.read_text())["$id"]
     assert document["result"]["faces"][0]["crop"] and document["result"]["faces"][0]["heatmap"]
     assert document["scan"]["sha256"] == analysed_photo.sha256
@@ -78,7 +78,7 @@ def test_the_api_exports_json_and_pdf_with_a_token(alice, analysed_photo, api_cl
     document = client.get(reverse("api:scan-export-json", args=[analysed_photo.id])).json()
     report = client.get(reverse("api:scan-export-pdf", args=[analysed_photo.id]))
 
-    _validate_export(document)
+    validate_export(document)
     assert document["scan"]["id"] == str(analysed_photo.id)
     assert report.content.startswith(b"%PDF-") and _pdf_page_count(report.content) == 1
 
@@ -94,7 +94,7 @@ def test_a_video_report_with_a_timeline_is_one_page(alice, data_dir, tiny_models
     document = client.get(reverse("scans:export-json", args=[scan.id])).json()
 
     assert _pdf_page_count(response.content) == 1
-    _validate_export(document)
+    validate_export(document)
     assert document["scan"]["kind"] == "video" and document["result"]["faces"][0]["frame_scores"]
 
 
@@ -107,7 +107,7 @@ def test_a_failed_or_queued_scan_still_exports(client, alice):
 
     assert _pdf_page_count(report.content) == 1
     assert document["scan"]["error"] == "The file is corrupt."
-    _validate_export(document)
+    validate_export(document)
 
 
 def test_the_csv_has_a_row_per_scan_and_respects_the_filters(client, alice, bob):

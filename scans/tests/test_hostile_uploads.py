@@ -18,7 +18,7 @@ from django.urls import reverse
 from PIL import Image
 
 from scans.models import Scan
-from scans.services import SCAN_QUEUE
+from scans.queues import SCAN_QUEUE
 from scans.tests.uploads import image_bytes, short_clip, upload
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from scans.evidence import evidence_folder
 from scans.models import Batch, Scan
 from scans.tests.uploads import image_bytes, make_scan_row
-from scans.webhooks import webhook_endpoint_create
+from webhooks.services import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -21,10 +21,11 @@ from rq.timeouts import JobTimeoutException
 
 from ml.errors import MediaError
 from ml.faces import load_image
-from scans import jobs
-from scans.jobs import INTERNAL_ERROR_MESSAGE, ProgressWriter, analyze_scan, analyze_scan_on_failure
+from scans import analysis
+from scans.jobs import INTERNAL_ERROR_MESSAGE, analyze_scan, analyze_scan_on_failure
 from scans.models import Scan
-from scans.services import SCAN_QUEUE, scan_create, scan_mark_processing, scan_queue
+from scans.queues import SCAN_QUEUE, scan_queue
+from scans.services import scan_create, scan_mark_processing
 from scans.tests.uploads import face_photo, gradient_png, make_scan_row, short_clip, upload
 from scans.worker import ScanWorker
 from training.models import ModelVersion
@@ -152,13 +153,13 @@ def test_a_job_past_its_timeout_fails_the_scan_saying_so(
     scan = _upload_file(alice, video)
     # The real analysis can finish inside a second on a fast machine: make its last stage hang, as a stuck
     # decoder or model would, so that the timeout (RQ's SIGALRM in the worker process) is what ends it.
-    explain = jobs.scan_result_explained
+    store = analysis.evidence_store
 
-    def explain_slowly(**kwargs):
+    def store_slowly(**kwargs):
         time.sleep(30)
-        return explain(**kwargs)
+        return store(**kwargs)
 
-    monkeypatch.setattr(jobs, "scan_result_explained", explain_slowly)
+    monkeypatch.setattr(analysis, "evidence_store", store_slowly)
 
     worker = run_worker()
 
@@ -208,21 +209,6 @@ def test_analyze_scan_returns_skipped_for_a_scan_that_is_not_queued(alice):
     assert analyze_scan(str(scan.id)) == "skipped"
     scan.refresh_from_db()
     assert scan.error_message == "earlier failure"
-
-
-def test_progress_is_written_on_each_new_stage_and_throttled_within_one(alice):
-    scan = make_scan_row(alice)
-    scan_mark_processing(scan_id=scan.id)
-    progress = ProgressWriter(scan_id=scan.id)
-
-    progress({"stage": "reading frames", "frames_done": 0, "frames_total": 8})
-    progress({"stage": "reading frames", "frames_done": 1, "frames_total": 8, "ignored": object()})
-    scan.refresh_from_db()
-    assert scan.progress == {"stage": "reading frames", "frames_done": 0, "frames_total": 8}
-
-    progress({"stage": "scoring faces", "faces_found": 3})
-    scan.refresh_from_db()
-    assert scan.progress == {"stage": "scoring faces", "frames_done": 1, "frames_total": 8, "faces_found": 3}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ from scans.log_context import (
     scan_log_context,
     with_scan_log_context,
 )
-from scans.services import ANALYZE_JOB, scan_queue
+from scans.queues import ANALYZE_JOB, scan_queue
 from scans.tests.uploads import make_scan_row
 
 

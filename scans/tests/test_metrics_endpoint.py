@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from scans.metrics import CONTENT_TYPE
 from scans.models import Scan
-from scans.services import scan_queue
+from scans.queues import scan_queue
 from scans.tests.uploads import make_scan_row
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from scans import services
+from scans import uploads
 from scans.models import Scan
-from scans.services import UploadDigester
 from scans.tests.uploads import image_bytes, short_clip, upload
+from scans.uploads import UploadDigester
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def no_second_read(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the upload was read a second time")
 
-    monkeypatch.setattr(services, "_spool", refuse)
+    monkeypatch.setattr(uploads, "_spool", refuse)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 4096])

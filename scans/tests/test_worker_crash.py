@@ -23,17 +23,17 @@ from django.db import connection
 from rq.job import Job
 
 from scans.models import Scan
-from scans.reliability import redis_eviction_policy, redis_eviction_warning, scans_recover_orphaned
-from scans.selectors import platform_health
-from scans.services import (
+from scans.queues import (
     ANALYZE_JOB,
     RETRY_JOB_SUFFIX,
     SCAN_QUEUE,
-    WORKER_CRASHED_TWICE_MESSAGE,
-    CrashOutcome,
-    scan_create,
+    redis_eviction_policy,
+    redis_eviction_warning,
     scan_queue,
 )
+from scans.recovery import WORKER_CRASHED_TWICE_MESSAGE, CrashOutcome, scans_recover_orphaned
+from scans.selectors import platform_health
+from scans.services import scan_create
 from scans.tests.uploads import gradient_png, make_scan_row, upload
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]

@@ -11,9 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from training.admin import model_version_plots
 from training.models import ModelVersion
-from training.selectors import model_version_active
+from training.selectors import model_version_active, model_version_plots
 from training.services import model_version_register
 from training.shipped import SHIPPED_MANIFEST, read_manifest
 

@@ -9,7 +9,7 @@ import redis
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 
-from scans.services import scans_reconcile
+from scans.recovery import scans_reconcile
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from argparse import ArgumentParser
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from scans.services import job_queue_names
+from scans.queues import job_queue_names
 
 WORKER_CLASS = "scans.worker.ScanWorker"
 

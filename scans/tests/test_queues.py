@@ -8,7 +8,8 @@ from django.urls import reverse
 from rq.job import Job
 
 from scans.models import Scan
-from scans.services import SCAN_QUEUE, job_queue_names, scan_create, scan_queue, scan_queue_names
+from scans.queues import SCAN_QUEUE, job_queue_names, scan_queue, scan_queue_names
+from scans.services import scan_create
 from scans.tests.test_metrics_endpoint import METRICS_URL, _parse
 from scans.tests.uploads import avi_bytes, image_bytes, upload
 

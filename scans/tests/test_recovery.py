@@ -10,14 +10,8 @@ from django.utils import timezone
 from rq.job import Job, JobStatus
 
 from scans.models import Scan
-from scans.services import (
-    LOST_BEFORE_START_MESSAGE,
-    REQUEUED_JOB_SUFFIX,
-    RETRY_JOB_SUFFIX,
-    WORKER_CRASHED_TWICE_MESSAGE,
-    scan_queue,
-    scans_reconcile,
-)
+from scans.queues import REQUEUED_JOB_SUFFIX, RETRY_JOB_SUFFIX, scan_queue
+from scans.recovery import LOST_BEFORE_START_MESSAGE, WORKER_CRASHED_TWICE_MESSAGE, scans_reconcile
 from scans.tests.uploads import make_scan_row
 
 pytestmark = pytest.mark.django_db

@@ -10,17 +10,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from scans.models import WebhookEndpoint
-from scans.webhooks import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookRejected,
+from webhooks.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from webhooks.models import WebhookEndpoint
+from webhooks.selectors import (
     webhook_delivery_list_for_user,
-    webhook_endpoint_create,
-    webhook_endpoint_delete,
     webhook_endpoint_get_for_user,
     webhook_endpoint_list_for_user,
 )
+from webhooks.services import WebhookRejected, webhook_endpoint_create, webhook_endpoint_delete
 
 DELIVERY_LOG_LENGTH = 50
 
@@ -50,7 +47,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
             else:
                 webhook_endpoint_delete(endpoint=endpoint)
                 messages.success(request, f"Removed the webhook to {endpoint.url}.")
-            return redirect("scans:webhooks")
+            return redirect("webhooks:endpoints")
         add_form = WebhookAddForm(request.POST)
         if add_form.is_valid():
             try:
@@ -59,7 +56,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
                 add_form.add_error("url", exc.message)
             else:
                 messages.success(request, f"Added the webhook to {endpoint.url}.")
-                return redirect("scans:webhooks")
+                return redirect("webhooks:endpoints")
         status = 400
     context = {
         "add_form": add_form,
@@ -69,4 +66,4 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         "timestamp_header": TIMESTAMP_HEADER,
         "max_endpoints": settings.UNMASK_WEBHOOK_MAX_ENDPOINTS,
     }
-    return render(request, "scans/webhooks.html", context, status=status)
+    return render(request, "webhooks/webhooks.html", context, status=status)

@@ -17,15 +17,12 @@ from django.urls import reverse
 from django.utils import timezone
 from rq.registry import ScheduledJobRegistry
 
-from scans.models import Scan, WebhookDelivery, WebhookEndpoint
+from scans.models import Scan
 from scans.services import scan_create, scan_delete, scan_mark_failed
 from scans.tests.uploads import gradient_png, make_scan_row, upload
-from scans.webhooks import (
-    WebhookRejected,
-    webhook_endpoint_create,
-    webhook_signature,
-    webhook_signature_is_valid,
-)
+from webhooks.delivery import webhook_signature, webhook_signature_is_valid
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import WebhookRejected, webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -202,22 +199,22 @@ def test_the_signature_check_refuses_a_changed_body():
 def test_the_api_registers_lists_and_removes_the_callers_endpoints(alice, bob, api_client_for):
     client = api_client_for(alice)
 
-    created = client.post(reverse("api:webhook-list"), {"url": "https://example.com/hook"}, format="json")
+    created = client.post(reverse("webhooks_api:list"), {"url": "https://example.com/hook"}, format="json")
 
     assert created.status_code == 201
     assert len(created.data["secret"]) == 64
-    assert [row["url"] for row in client.get(reverse("api:webhook-list")).data] == ["https://example.com/hook"]
-    detail_url = reverse("api:webhook-detail", args=[created.data["id"]])
+    assert [row["url"] for row in client.get(reverse("webhooks_api:list")).data] == ["https://example.com/hook"]
+    detail_url = reverse("webhooks_api:detail", args=[created.data["id"]])
     assert api_client_for(bob).get(detail_url).status_code == 404
     assert api_client_for(bob).delete(detail_url).status_code == 404
-    assert api_client_for(bob).get(reverse("api:webhook-list")).data == []
-    assert api_client_for(None).get(reverse("api:webhook-list")).status_code == 401
+    assert api_client_for(bob).get(reverse("webhooks_api:list")).data == []
+    assert api_client_for(None).get(reverse("webhooks_api:list")).status_code == 401
     assert client.delete(detail_url).status_code == 204
     assert not WebhookEndpoint.objects.exists()
 
 
 def test_the_api_refuses_a_non_http_url(alice, api_client_for):
-    response = api_client_for(alice).post(reverse("api:webhook-list"), {"url": "ftp://example.com/"}, format="json")
+    response = api_client_for(alice).post(reverse("webhooks_api:list"), {"url": "ftp://example.com/"}, format="json")
 
     assert response.status_code == 400
     assert "http" in response.data["url"][0]
@@ -230,9 +227,9 @@ def test_the_api_shows_only_the_callers_delivery_log(alice, bob, api_client_for,
     scan_mark_failed(scan_id=make_scan_row(bob).pk, error_message="stopped")
     run_worker()
 
-    alice_log = api_client_for(alice).get(reverse("api:webhook-deliveries")).data
-    filtered = api_client_for(alice).get(reverse("api:webhook-deliveries"), {"endpoint": alice_endpoint.pk})
-    foreign = api_client_for(bob).get(reverse("api:webhook-deliveries"), {"endpoint": alice_endpoint.pk})
+    alice_log = api_client_for(alice).get(reverse("webhooks_api:deliveries")).data
+    filtered = api_client_for(alice).get(reverse("webhooks_api:deliveries"), {"endpoint": alice_endpoint.pk})
+    foreign = api_client_for(bob).get(reverse("webhooks_api:deliveries"), {"endpoint": alice_endpoint.pk})
 
     assert alice_log["count"] == 1
     assert alice_log["results"][0]["endpoint_id"] == alice_endpoint.pk
@@ -246,7 +243,7 @@ def test_the_api_shows_only_the_callers_delivery_log(alice, bob, api_client_for,
 
 def test_the_page_adds_shows_and_removes_endpoints(alice, bob, client):
     client.force_login(alice)
-    page_url = reverse("scans:webhooks")
+    page_url = reverse("webhooks:endpoints")
 
     added = client.post(page_url, {"add": "1", "url": "https://example.com/hook"})
 
@@ -266,14 +263,14 @@ def test_the_page_adds_shows_and_removes_endpoints(alice, bob, client):
 def test_the_page_explains_a_refused_url(alice, client):
     client.force_login(alice)
 
-    response = client.post(reverse("scans:webhooks"), {"add": "1", "url": "ftp://example.com/"})
+    response = client.post(reverse("webhooks:endpoints"), {"add": "1", "url": "ftp://example.com/"})
 
     assert response.status_code == 400
     assert "http:// or https://" in response.content.decode()
 
 
 def test_the_page_needs_a_login(client):
-    response = client.get(reverse("scans:webhooks"))
+    response = client.get(reverse("webhooks:endpoints"))
 
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]

@@ -9,15 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scans.models import WebhookDelivery, WebhookEndpoint
-from scans.webhooks import (
-    WebhookRejected,
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.selectors import (
     webhook_delivery_list_for_user,
-    webhook_endpoint_create,
-    webhook_endpoint_delete,
     webhook_endpoint_get_for_user,
     webhook_endpoint_list_for_user,
 )
+from webhooks.services import WebhookRejected, webhook_endpoint_create, webhook_endpoint_delete
 
 
 class WebhookEndpointOutputSerializer(serializers.ModelSerializer):

@@ -1,0 +1,142 @@
+"""Writes on webhooks: register and remove endpoints, schedule the deliveries of a finished scan, and make one
+delivery attempt with its log row."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.parse
+import uuid
+from typing import TYPE_CHECKING
+
+import django_rq
+import redis
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from rq import Retry
+
+from scans.models import Scan
+from webhooks.delivery import (
+    EVENT_SCAN_FINISHED,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    USER_AGENT,
+    post,
+    webhook_payload,
+    webhook_signature,
+)
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+# Referenced by dotted path so that scheduling does not import the job module.
+DELIVER_JOB = "webhooks.jobs.webhook_deliver"
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+class WebhookRejected(Exception):
+    """An endpoint that cannot be registered; `message` is shown to the user as is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str) -> WebhookEndpoint:
+    """Register `url` (http or https only) for the owner's finished scans, with a newly generated secret.
+
+    Raises `WebhookRejected` for another scheme, a malformed URL, one already registered, or one too many.
+    """
+    url = (url or "").strip()
+    try:
+        _url_validator(url)
+    except ValidationError:
+        raise WebhookRejected("Enter a full http:// or https:// URL.") from None
+    if urllib.parse.urlsplit(url).username is not None:
+        raise WebhookRejected("Put credentials in the receiver's own check of the signature, not in the URL.")
+    # Locks the owner's endpoints so two concurrent requests cannot both pass the limit.
+    existing = list(WebhookEndpoint.objects.select_for_update().filter(owner=owner))
+    if len(existing) >= settings.UNMASK_WEBHOOK_MAX_ENDPOINTS:
+        raise WebhookRejected(f"You can register at most {settings.UNMASK_WEBHOOK_MAX_ENDPOINTS} webhooks.")
+    if any(endpoint.url == url for endpoint in existing):
+        raise WebhookRejected("This URL is already registered.")
+    try:
+        with transaction.atomic():
+            return WebhookEndpoint.objects.create(owner=owner, url=url)
+    except IntegrityError:
+        raise WebhookRejected("This URL is already registered.") from None
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """Remove the endpoint and its delivery log; deliveries still queued for it find no row and stop."""
+    endpoint.delete()
+
+
+def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
+    """Enqueue one delivery job per active endpoint of the scan's owner; returns how many.
+
+    Called once a scan's move to done or failed is committed (`scans.signals.scan_finished`). A Redis outage
+    loses these deliveries (logged) but never the scan's own state, which is already committed.
+    """
+    owner_id = Scan.objects.filter(pk=scan_id).values_list("owner_id", flat=True).first()
+    if owner_id is None:
+        return 0
+    endpoint_ids = list(WebhookEndpoint.objects.filter(owner_id=owner_id, is_active=True).values_list("pk", flat=True))
+    if not endpoint_ids:
+        return 0
+    intervals = list(settings.UNMASK_WEBHOOK_RETRY_INTERVALS)
+    queue = django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, commit_mode="auto")
+    scheduled = 0
+    for endpoint_id in endpoint_ids:
+        try:
+            queue.enqueue(
+                DELIVER_JOB,
+                str(scan_id),
+                endpoint_id,
+                job_id=f"webhook-{scan_id}-{endpoint_id}",
+                job_timeout=int(settings.UNMASK_WEBHOOK_TIMEOUT) + 30,
+                retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                description=f"webhook for scan {scan_id} to endpoint {endpoint_id}",
+                result_ttl=24 * 3600,
+                failure_ttl=7 * 24 * 3600,
+            )
+            scheduled += 1
+        except redis.RedisError:
+            logger.exception("Could not enqueue the webhook for scan %s to endpoint %s", scan_id, endpoint_id)
+    return scheduled
+
+
+def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """POST the finished scan, signed, to the endpoint once, and log the attempt (numbered per scan and endpoint)."""
+    attempt = WebhookDelivery.objects.filter(endpoint=endpoint, scan_reference=scan.pk).count() + 1
+    body = json.dumps(webhook_payload(scan=scan), separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Unmask-Event": EVENT_SCAN_FINISHED,
+        "X-Unmask-Delivery": str(uuid.uuid4()),
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
+    }
+    started = time.monotonic()
+    status_code, error = post(endpoint.url, body=body, headers=headers)
+    succeeded = status_code is not None and 200 <= status_code < 300
+    return WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        scan=scan,
+        scan_reference=scan.pk,
+        event=EVENT_SCAN_FINISHED,
+        attempt=attempt,
+        succeeded=succeeded,
+        status_code=status_code,
+        error="" if succeeded else error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
