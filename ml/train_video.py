@@ -110,12 +110,9 @@ class VideoTrainingResult:
 
 def _score_held_out(model: VideoModel, video: VideoFaces, frames: int) -> tuple[float, float]:
     """Raw mean sequence logit and calibrated trimmed-mean frame logit, on scan-like sampled frames."""
-    from ml.video_model import trimmed_mean
-
     positions = scan_like_positions(len(video.frame_indices), frames)
     clip_logits = model.sequence_logits(video.embeddings[positions], video.logits[positions])
-    frame_logits = model.frame_scale * video.logits[positions] + model.frame_bias
-    return float(np.mean(clip_logits)), trimmed_mean(frame_logits, model.trim)
+    return float(np.mean(clip_logits)), model.aggregate_logit(video.logits[positions])
 
 
 def train_video_model(

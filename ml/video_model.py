@@ -1,15 +1,18 @@
-"""The video model: a GRU over per-frame face features of one tracked person, beside a robust frame aggregate.
+"""The video model: per-frame face scores of one tracked person combined into one probability.
 
 A video version's `.keras` file is self-contained: it holds the frame encoder (a frozen copy of the image
-CNN it was trained with, answering embedding and logit per crop) and the sequence head (the GRU). Keeping
-both in one file means a later image model can never be paired with a sequence head trained on another
-model's embeddings.
+model it was trained with, answering embedding, logit and manipulation type per crop) and, where the version
+uses one, the sequence head (a GRU over the frames' features). Keeping them in one file means a later image
+model can never be paired with a combination chosen on another model's scores.
 
-Per track, three probabilities come out:
-- `sequence_probability`: the GRU on short clips of the track (as it was trained), averaged in logit space;
-- `aggregate_probability`: a trimmed mean of the calibrated per-frame logits (robust to a few bad frames);
-- `fake_probability`: their weighted mean in logit space, with the weight stored in the settings, then
-  re-calibrated (Platt) on held-out videos.
+Per track, up to three probabilities come out:
+- `aggregate_probability`: a robust aggregate of the calibrated frame logits (`AGGREGATES`, named in the
+  settings: a mean, a trimmed mean, the mean of the top quarter, or the share of frames over the frame
+  threshold, i.e. N-of-M confirmation), Platt-calibrated on held-out videos;
+- `sequence_probability`: the GRU on short clips of the track, averaged in logit space (v1, or where the
+  training run found it helps);
+- `fake_probability`: the aggregate alone when the version's sequence weight is 0, else their weighted mean
+  in logit space, re-calibrated (Platt) on held-out videos.
 """
 
 from __future__ import annotations
@@ -55,15 +58,17 @@ def build_sequence_head(*, feature_dim: int, units: int = 32, dropout: float = 0
     return keras.Model(inputs, logit_output, name=SEQUENCE_HEAD)
 
 
-def bundle_video_model(frame_encoder, sequence_head):
-    """One Keras model holding both parts (two inputs, three outputs) so they are saved in one file."""
+def bundle_video_model(frame_encoder, sequence_head=None):
+    """One Keras model holding the frame encoder and, where there is one, the sequence head, saved in one file."""
     import keras
 
     frame_encoder = keras.Model(frame_encoder.inputs, frame_encoder.outputs, name=FRAME_ENCODER)
     face_input = keras.Input(shape=frame_encoder.inputs[0].shape[1:], name="face")
-    sequence_input = keras.Input(shape=sequence_head.inputs[0].shape[1:], name="sequence")
     # embedding, frame logit[, manipulation-type probabilities]
     frame_outputs = list(frame_encoder(face_input))
+    if sequence_head is None:
+        return keras.Model(face_input, frame_outputs, name="unmask_video")
+    sequence_input = keras.Input(shape=sequence_head.inputs[0].shape[1:], name="sequence")
     sequence_logit = sequence_head(sequence_input)
     return keras.Model([face_input, sequence_input], [*frame_outputs, sequence_logit], name="unmask_video")
 
@@ -76,6 +81,36 @@ def trimmed_mean(values: np.ndarray, trim: float) -> float:
     return float(kept.mean())
 
 
+def top_quarter_mean(values: np.ndarray) -> float:
+    """Mean of the highest quarter of the values (at least one): a swap that shows in part of a clip counts."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    return float(ordered[: max(1, int(np.ceil(len(ordered) / 4)))].mean())
+
+
+def share_over(values: np.ndarray, cut: float) -> float:
+    """The share of values at or above `cut`: "N of M frames look fake", as a number in [0, 1]."""
+    values = np.asarray(values, dtype=np.float64)
+    return float((values >= cut).mean()) if len(values) else 0.0
+
+
+# How a person's calibrated frame logits become one number before the version's video calibration. Each takes
+# the logits and the aggregate's settings; training picks one by held-out log-loss (`ml.train_video_crossfit`).
+AGGREGATES = {
+    "mean_logit": lambda logits, options: float(np.mean(logits)),
+    "trimmed_mean_logit": lambda logits, options: trimmed_mean(logits, float(options.get("trim", 0.2))),
+    "top_quarter_logit": lambda logits, options: top_quarter_mean(logits),
+    "share_over_threshold": lambda logits, options: share_over(logits, float(options.get("frame_logit_cut", 0.0))),
+}
+
+
+def aggregate_frames(calibrated_logits: np.ndarray, options: dict) -> float:
+    """The aggregate `options["method"]` names, of one person's calibrated frame logits."""
+    method = options.get("method", "trimmed_mean_logit")
+    if method not in AGGREGATES:
+        raise ModelError(f"unknown frame aggregate {method!r}; known: {', '.join(AGGREGATES)}")
+    return AGGREGATES[method](np.asarray(calibrated_logits, dtype=np.float64), options)
+
+
 def clip_windows(length: int, clip_len: int, stride: int) -> list[tuple[int, int]]:
     """Start/end positions of the clips the sequence head reads (the whole track when it is shorter)."""
     if length <= clip_len:
@@ -86,9 +121,22 @@ def clip_windows(length: int, clip_len: int, stride: int) -> list[tuple[int, int
     return [(start, start + clip_len) for start in starts]
 
 
+def clip_logits(sequence_head, embeddings: np.ndarray, frame_logits: np.ndarray, *, clip_len: int, stride: int):
+    """Raw logits of `sequence_head` for every clip window of one track (frames in time order)."""
+    features = sequence_features(embeddings, frame_logits)
+    windows = clip_windows(len(features), clip_len, stride)
+    lengths = {end - start for start, end in windows}
+    outputs = []
+    # Windows share one length except for tracks shorter than a clip, so one batched call suffices.
+    for length in sorted(lengths):
+        batch = np.stack([features[start:end] for start, end in windows if end - start == length])
+        outputs.append(np.asarray(sequence_head(batch, training=False)).reshape(-1))
+    return np.concatenate(outputs).astype(np.float64)
+
+
 @dataclass
 class TrackScore:
-    sequence_probability: float
+    sequence_probability: float | None  # None: the version has no sequence head, or gives it no weight
     aggregate_probability: float
     fake_probability: float
 
@@ -98,11 +146,17 @@ class VideoModel:
 
     def __init__(self, bundle, settings: dict) -> None:
         self.settings = dict(settings)
+        combine = settings.get("combine") or {}
+        self.sequence_weight = float(combine.get("sequence_weight", 0.5))
         try:
             encoder = bundle.get_layer(FRAME_ENCODER)
-            self.sequence_head = bundle.get_layer(SEQUENCE_HEAD)
         except ValueError as exc:
-            raise ModelError("the video weights lack a frame encoder or a sequence head") from exc
+            raise ModelError("the video weights lack a frame encoder") from exc
+        self.sequence_head = None
+        if any(layer.name == SEQUENCE_HEAD for layer in bundle.layers):
+            self.sequence_head = bundle.get_layer(SEQUENCE_HEAD)
+        elif self.sequence_weight > 0:
+            raise ModelError("the video settings weigh a sequence head that the weights do not have")
         self.frame_encoder = encoder
         self.crop_rule = CropRule.from_dict(settings.get("crop_rule"))
         if int(encoder.inputs[0].shape[1]) != self.crop_rule.size:
@@ -124,9 +178,10 @@ class VideoModel:
         self.sequence_bias = float(sequence_calibration.get("bias", 0.0))
         self.clip_len = int(settings.get("clip_len", 8))
         self.clip_stride = int(settings.get("clip_stride", max(1, self.clip_len // 2)))
-        self.trim = float((settings.get("aggregate") or {}).get("trim", 0.2))
-        combine = settings.get("combine") or {}
-        self.sequence_weight = float(combine.get("sequence_weight", 0.5))
+        self.aggregate = dict(settings.get("aggregate") or {"method": "trimmed_mean_logit", "trim": 0.2})
+        aggregate_calibration = settings.get("aggregate_calibration") or {}
+        self.aggregate_scale = float(aggregate_calibration.get("scale", 1.0))
+        self.aggregate_bias = float(aggregate_calibration.get("bias", 0.0))
         # The weighted logit is re-calibrated on held-out videos, so that an uninformative combination
         # answers near the base rate (an `uncertain` verdict) instead of a confident wrong one.
         self.combined_scale = float(combine.get("scale", 1.0))
@@ -155,22 +210,27 @@ class VideoModel:
 
     def sequence_logits(self, embeddings: np.ndarray, frame_logits: np.ndarray) -> np.ndarray:
         """Raw sequence-head logits for every clip window of one track."""
-        features = sequence_features(embeddings, frame_logits)
-        windows = clip_windows(len(features), self.clip_len, self.clip_stride)
-        lengths = {end - start for start, end in windows}
-        outputs = []
-        # Windows share one length except for tracks shorter than a clip, so one batched call suffices.
-        for length in sorted(lengths):
-            batch = np.stack([features[start:end] for start, end in windows if end - start == length])
-            outputs.append(np.asarray(self.sequence_head(batch, training=False)).reshape(-1))
-        return np.concatenate(outputs).astype(np.float64)
+        return clip_logits(
+            self.sequence_head, embeddings, frame_logits, clip_len=self.clip_len, stride=self.clip_stride
+        )
+
+    def aggregate_logit(self, frame_logits: np.ndarray) -> float:
+        """The person's calibrated aggregate of raw frame logits, in logit space."""
+        calibrated_frame_logits = self.frame_scale * np.asarray(frame_logits, dtype=np.float64) + self.frame_bias
+        return self.aggregate_scale * aggregate_frames(calibrated_frame_logits, self.aggregate) + self.aggregate_bias
 
     def score_track(self, embeddings: np.ndarray, frame_logits: np.ndarray) -> TrackScore:
-        """The three probabilities of one tracked person (frames in time order)."""
+        """The probabilities of one tracked person (frames in time order)."""
+        aggregate_logit = self.aggregate_logit(frame_logits)
+        if self.sequence_head is None or self.sequence_weight == 0:
+            combined = self.combined_scale * aggregate_logit + self.combined_bias
+            return TrackScore(
+                sequence_probability=None,
+                aggregate_probability=float(sigmoid(aggregate_logit)),
+                fake_probability=float(sigmoid(combined)),
+            )
         clip_logits = self.sequence_logits(embeddings, frame_logits)
         sequence_logit = self.sequence_scale * float(np.mean(clip_logits)) + self.sequence_bias
-        calibrated_frame_logits = self.frame_scale * np.asarray(frame_logits, dtype=np.float64) + self.frame_bias
-        aggregate_logit = trimmed_mean(calibrated_frame_logits, self.trim)
         weighted = self.sequence_weight * sequence_logit + (1.0 - self.sequence_weight) * aggregate_logit
         combined = self.combined_scale * weighted + self.combined_bias
         return TrackScore(

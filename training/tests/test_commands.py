@@ -521,3 +521,40 @@ def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tin
     assert [(entry["version"], entry.get("default", False)) for entry in entries] == [("1.0.0", False), ("2.0.0", True)]
     frames = np.load(shipped / "image-unmask-image-2.0.0-oof-frames.npz")
     assert "embeddings" not in frames and len(frames["logits"]) == 24
+
+
+def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_frame_scores(
+    tiny_v2_run: Path, tmp_path: Path
+) -> None:
+    from ml.train_video_crossfit import CANDIDATES
+    from ml.video_model import VideoModel
+
+    run = tmp_path / "video-v2"
+    output = _run(
+        "train_video_model",
+        "--image-run",
+        str(tiny_v2_run),
+        "--out",
+        str(run),
+        "--frames",
+        "4",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+        "--no-register",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["metrics"]["chosen"] in CANDIDATES
+    assert set(saved["metrics"]["held_out_log_loss"]) == set(CANDIDATES)
+    assert len(saved["per_video"]) == 4 and all(row["frames"] == 4 for row in saved["per_video"])
+    assert {row["group"] for row in saved["per_video"]} == {
+        "celebdf-youtube:00279",
+        "celebdf:id21",
+        "celebdf:id0",
+        "celebdf:id10",
+    }
+    model = VideoModel.load(run / "video_model.keras", saved["settings"])
+    score = model.score_track(np.zeros((4, 8), np.float32), np.array([-2.0, 0.0, 1.0, 3.0]))
+    assert 0.0 < score.fake_probability < 1.0
+    assert "chosen:" in output and "held-out celebdf" in output

@@ -61,6 +61,9 @@ class Command(BaseCommand):
         from training.model_specs import find_version, spec_from_run, spec_from_version
         from training.models import ModelVersion
 
+        if options["image_run"] is not None and (options["image_run"] / "video_frames_oof.npz").is_file():
+            self._train_from_frame_scores(options)
+            return
         data_root = Path(django_settings.UNMASK_DATA_DIR) / "videos"
         data_dirs = options["data"] or [data_root / "ffpp", data_root / "celebdf"]
         for data_dir in data_dirs:
@@ -131,6 +134,69 @@ class Command(BaseCommand):
             training_notes=(
                 f"Sequence head trained by train_video_model on {', '.join(str(d) for d in data_dirs)} with the "
                 f"frozen image model {image_spec.label}; figures are leave-one-group-out on held-out videos."
+            ),
+            activate=options["activate"],
+        )
+        (out_dir / "registered.json").write_text(json.dumps({"id": model_version.pk, "label": model_version.label}))
+        state = "active" if model_version.is_active else "registered (not active)"
+        self.stdout.write(f"model version {model_version} {state}")
+
+    def _train_from_frame_scores(self, options: dict) -> None:
+        """v2: the combination of frame scores chosen on the image run's cross-fitted frames (see
+        ml/train_video_crossfit.py); the image run's frame encoder goes into the video model file."""
+        import numpy as np
+
+        from ml.plots import save_evaluation_plots
+        from ml.runtime import configure_tensorflow
+        from ml.train_video_crossfit import train_video_from_frame_scores
+
+        configure_tensorflow(options["threads"])
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        out_dir: Path = options["out"] or Path(django_settings.VAR_DIR) / "ml" / "runs" / f"video-{stamp}"
+        result = train_video_from_frame_scores(
+            image_run=options["image_run"],
+            out_dir=out_dir,
+            frames=options["frames"],
+            seed=options["seed"],
+            sequence_epochs=options["epochs"],
+            sequence_units=options["units"],
+            progress=self._say,
+        )
+        labels = np.asarray([1 if row["label"] == "fake" else 0 for row in result.per_video])
+        probabilities = np.asarray([row["fake_probability"] for row in result.per_video])
+        save_evaluation_plots(out_dir, labels, probabilities, result.settings["threshold"], title="held-out videos")
+        for row in result.per_video:
+            mark = "ok  " if row["correct"] else "MISS"
+            self.stdout.write(
+                f"  {mark} {row['video']:<44} {row['label']:<4} p={row['fake_probability']:.3f} "
+                f"({row['frames_over_threshold']}/{row['frames']} frames over the frame threshold) -> {row['verdict']}"
+            )
+        for subset, figures in result.metrics.items():
+            if isinstance(figures, dict) and "correct" in figures:
+                self.stdout.write(
+                    f"held-out {subset}: {figures['correct']}/{figures['n']} right, auc={figures['auc']}, "
+                    f"reals called fake {figures['reals_called_fake']}/{figures['reals']}, "
+                    f"firm verdicts {figures['firm_fraction']}"
+                )
+        self.stdout.write(
+            f"chosen: {result.metrics['chosen']}; threshold {result.settings['threshold']}, band "
+            f"[{result.settings['uncertain_low']}, {result.settings['uncertain_high']}] ({result.seconds:.0f} s); "
+            f"saved {out_dir}"
+        )
+        if options["no_register"]:
+            return
+        from training.services import model_version_register
+
+        model_version = model_version_register(
+            kind="video",
+            name=options["name"],
+            version=options["model_version"] or stamp,
+            weights_path=result.weights_path,
+            settings=result.settings,
+            metrics={"held_out": result.metrics, "per_video": result.per_video},
+            training_notes=(
+                f"Frame combination chosen by train_video_model on the cross-fitted frame scores of image run "
+                f"{options['image_run']} ({result.metrics['chosen']}); figures are out-of-fold on held-out video groups."
             ),
             activate=options["activate"],
         )
