@@ -183,6 +183,9 @@ UNMASK_WEIGHTS_DIR = Path(env("UNMASK_WEIGHTS_DIR", str(BASE_DIR.parent / "share
 UNMASK_MAX_IMAGE_BYTES = envint("UNMASK_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
 UNMASK_MAX_VIDEO_BYTES = envint("UNMASK_MAX_VIDEO_BYTES", 200 * 1024 * 1024)
 UNMASK_MAX_IMAGE_PIXELS = envint("UNMASK_MAX_IMAGE_PIXELS", 40_000_000)
+# Pixels of one video frame (default DCI 4K, 4096x2160), read from the headers before any frame is decoded: the
+# upload check decodes one frame, which costs about 7 bytes a pixel, so this bounds its memory (~60-100 MB).
+UNMASK_MAX_VIDEO_PIXELS = envint("UNMASK_MAX_VIDEO_PIXELS", 4096 * 2160)
 UNMASK_VIDEO_FRAMES = envint("UNMASK_VIDEO_FRAMES", 32)
 UNMASK_IMAGE_JOB_TIMEOUT = envint("UNMASK_IMAGE_JOB_TIMEOUT", 180)
 UNMASK_VIDEO_JOB_TIMEOUT = envint("UNMASK_VIDEO_JOB_TIMEOUT", 900)
