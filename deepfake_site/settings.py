@@ -236,12 +236,20 @@ os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file"
 
 
 # --- Webhooks, metrics, logs (the webhooks app, scans.metrics, scans.log_context) -----------------
-# Webhook deliveries are RQ jobs on this queue; the default is the scan queue, which every worker already serves.
-# Retries wait UNMASK_WEBHOOK_RETRY_INTERVALS seconds (one entry per retry), which needs a worker started with
-# `--with-scheduler`; without one, a failed delivery waits in RQ's scheduled registry.
-UNMASK_WEBHOOK_QUEUE = env("UNMASK_WEBHOOK_QUEUE", "scans")
+# Webhook deliveries are RQ jobs on a queue of their own, served by `manage.py webhook_worker` (a pool of
+# UNMASK_WEBHOOK_WORKERS processes), never by the scan workers: a slow receiver can then hold up other deliveries
+# at most, never a scan. Retries wait UNMASK_WEBHOOK_RETRY_INTERVALS seconds (one entry per retry), which the
+# webhook workers' RQ scheduler runs.
+UNMASK_WEBHOOK_QUEUE = env("UNMASK_WEBHOOK_QUEUE", "webhooks")
 RQ_QUEUES.setdefault(UNMASK_WEBHOOK_QUEUE, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 120})
-UNMASK_WEBHOOK_TIMEOUT = envfloat("UNMASK_WEBHOOK_TIMEOUT", 10.0)
+UNMASK_WEBHOOK_WORKERS = envint("UNMASK_WEBHOOK_WORKERS", 4)
+# Seconds to connect, and then for each read of the answer (a socket timeout); a delivery job is stopped after
+# twice this plus 10 s whatever the receiver does.
+UNMASK_WEBHOOK_TIMEOUT = envfloat("UNMASK_WEBHOOK_TIMEOUT", 5.0)
+# Deliveries of one user in flight at once (RQ's concurrency limit; the rest wait their turn); 0 is no limit.
+UNMASK_WEBHOOK_CONCURRENCY_PER_USER = envint("UNMASK_WEBHOOK_CONCURRENCY_PER_USER", 2)
+# Circuit breaker: an endpoint whose last N delivery attempts all failed is paused until its owner resumes it.
+UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = envint("UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES", 10)
 UNMASK_WEBHOOK_RETRY_INTERVALS = [
     int(seconds) for seconds in envlist("UNMASK_WEBHOOK_RETRY_INTERVALS", "10,60,300,1800")
 ]
