@@ -196,6 +196,13 @@ UNMASK_IMAGE_QUEUE = env("UNMASK_IMAGE_QUEUE", "scans")
 UNMASK_VIDEO_QUEUE = env("UNMASK_VIDEO_QUEUE", "scans")
 for _scan_queue_name in (UNMASK_IMAGE_QUEUE, UNMASK_VIDEO_QUEUE):
     RQ_QUEUES.setdefault(_scan_queue_name, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": UNMASK_VIDEO_JOB_TIMEOUT})
+# Worker liveness (scans.heartbeats): every worker beats every UNMASK_WORKER_HEARTBEAT_INTERVAL seconds, also while
+# it runs a job, and counts as dead UNMASK_WORKER_HEARTBEAT_TTL seconds after its last beat (health stops counting
+# it, and RQ hands its job to the failure callback, which runs the scan once more). The reconciler looks every
+# UNMASK_RECONCILE_INTERVAL seconds, so a dead worker's scan is noticed within TTL + interval (45 s by default).
+UNMASK_WORKER_HEARTBEAT_INTERVAL = envfloat("UNMASK_WORKER_HEARTBEAT_INTERVAL", 5.0)
+UNMASK_WORKER_HEARTBEAT_TTL = envint("UNMASK_WORKER_HEARTBEAT_TTL", 30)
+UNMASK_RECONCILE_INTERVAL = envfloat("UNMASK_RECONCILE_INTERVAL", 15.0)
 # Larger uploads go to a temporary file instead of memory while the request is read.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

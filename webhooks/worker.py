@@ -5,19 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connection
-from rq.worker import SimpleWorker
+
+from scans.heartbeats import HeartbeatWorker
 
 if TYPE_CHECKING:
     from rq.job import Job
     from rq.queue import Queue
 
 
-class WebhookWorker(SimpleWorker):
+class WebhookWorker(HeartbeatWorker):
     """Runs each delivery in the worker process itself, keeping its database connection between deliveries.
 
     A delivery is one short HTTP call: forking a work horse per job (RQ's default `Worker`) would cost a fork
     and a new database connection each time for nothing. Deliveries run side by side in the processes of the
-    pool `webhook_worker` starts; RQ's job timeout (SIGALRM in this process) still stops a stuck one.
+    pool `webhook_worker` starts; RQ's job timeout (SIGALRM in this process) still stops a stuck one. Its
+    heartbeats are those of the scan workers (`HeartbeatWorker`), so a delivery whose worker died is retried
+    by RQ as soon as its heartbeat expires.
     """
 
     def execute_job(self, job: Job, queue: Queue) -> None:
