@@ -116,6 +116,27 @@ def _fast_password_hashing(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _login_limits_reset(settings) -> Iterator[None]:
+    """Every test starts with no failed log-ins counted: the limits live in Redis, which outlives a test."""
+    import redis
+
+    from accounts.throttling import KEY_PREFIX
+
+    def clear() -> None:
+        connection = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            keys = list(connection.scan_iter(f"{KEY_PREFIX}:*", count=1000))
+            if keys:
+                connection.delete(*keys)
+        finally:
+            connection.close()
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture(autouse=True)
 def _private_model_storage(_private_media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `ModelVersion.weights` write under the test's temporary folder too.
 

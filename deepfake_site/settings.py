@@ -109,6 +109,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Django's own backend behind the brute-force limits (accounts.throttling), for every password log-in.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+# Brute-force protection of log-in (page, token API, admin), counted in Redis: a (username, client address) pair
+# is locked out for UNMASK_LOGIN_LOCKOUT_SECONDS after UNMASK_LOGIN_FAILURE_LIMIT failures within that window; an
+# address whose failures named UNMASK_LOGIN_IP_USERNAME_LIMIT different usernames is locked out for every one.
+UNMASK_LOGIN_FAILURE_LIMIT = envint("UNMASK_LOGIN_FAILURE_LIMIT", 5)
+UNMASK_LOGIN_LOCKOUT_SECONDS = envint("UNMASK_LOGIN_LOCKOUT_SECONDS", 900)
+UNMASK_LOGIN_IP_USERNAME_LIMIT = envint("UNMASK_LOGIN_IP_USERNAME_LIMIT", 20)
+# Reverse proxies in front of Django that append the address they saw to X-Forwarded-For (compose: 1, its nginx).
+# 0 takes the client's address from the connection (REMOTE_ADDR) and ignores the header, which a client can forge.
+UNMASK_PROXY_COUNT = envint("UNMASK_PROXY_COUNT", 0)
+
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "scans:dashboard"
 LOGOUT_REDIRECT_URL = "landing"
