@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from accounts.forms import SignupForm
-from accounts.services import token_regenerate
+from accounts.services import token_regenerate, token_rotate_after_password_change
 from accounts.throttling import login_lockout_of
 
 
@@ -64,10 +64,23 @@ login_view = LoginView.as_view()
 # Django 5 only accepts POST here, so a link or a prefetch can never sign anyone out.
 logout_view = auth_views.LogoutView.as_view()
 
-password_change = auth_views.PasswordChangeView.as_view(
-    template_name="registration/password_change_form.html",
-    success_url=reverse_lazy("accounts:password_change_done"),
-)
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change (which keeps this session and ends the others), then a new API token."""
+
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("accounts:password_change_done")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        if token_rotate_after_password_change(user=form.user):
+            messages.info(
+                self.request, "Your API token was replaced: scripts that use the old one must get the new one."
+            )
+        return response
+
+
+password_change = PasswordChangeView.as_view()
 
 password_change_done = auth_views.PasswordChangeDoneView.as_view(
     template_name="registration/password_change_done.html",
