@@ -187,10 +187,6 @@ class VideoHeader:
     fps: float
 
     @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-    @property
     def duration_s(self) -> float:
         return self.frame_count / self.fps if self.fps > 0 else 0.0
 
