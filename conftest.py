@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     import redis
     from django.contrib.auth.models import AbstractBaseUser
     from rest_framework.test import APIClient
+    from rq.worker import Worker
 
     from ml.pipeline import ModelSpec
+    from scans.tests.processes import ProcessStarter
     from scans.worker import ScanWorker
     from training.models import ModelVersion
+    from webhooks.worker import WebhookWorker
 
 
 def _check_services() -> None:
@@ -113,6 +116,27 @@ def _fast_password_hashing(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _login_limits_reset(settings) -> Iterator[None]:
+    """Every test starts with no failed log-ins counted: the limits live in Redis, which outlives a test."""
+    import redis
+
+    from accounts.throttling import KEY_PREFIX
+
+    def clear() -> None:
+        connection = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            keys = list(connection.scan_iter(f"{KEY_PREFIX}:*", count=1000))
+            if keys:
+                connection.delete(*keys)
+        finally:
+            connection.close()
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture(autouse=True)
 def _private_model_storage(_private_media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `ModelVersion.weights` write under the test's temporary folder too.
 
@@ -197,41 +221,82 @@ def tiny_models_without_head(
     return _register_and_activate(_tiny_model_files_without_head)
 
 
+def _run_pending_on_commit_callbacks() -> None:
+    """The test's database transaction never commits, so Django holds back the `on_commit` callbacks that
+    enqueue jobs; run them now, as a commit would."""
+    from django.db import connection
+
+    pending, connection.run_on_commit = connection.run_on_commit, []
+    for _savepoint_ids, callback, _robust in pending:
+        callback()
+
+
+def _work_in_burst(worker: Worker) -> Worker:
+    """Let `worker` drain its queues in this process, then give pytest its own signal handlers back."""
+    import signal
+
+    # The worker installs its own SIGINT/SIGTERM handlers.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    # The job counters live in Redis; read them back so tests can assert on them.
+    worker.refresh()
+    return worker
+
+
 @pytest.fixture
 def run_worker(redis_conn: redis.Redis) -> Callable[[], ScanWorker]:
     """Runs the queued scan jobs with a real `ScanWorker` in burst mode against the test Redis; returns the worker
     (`successful_job_count` and `failed_job_count` say how its jobs ended).
 
-    The test's database transaction never commits, so Django holds back the `on_commit` callbacks that
-    enqueue jobs; calling this first runs them (as a commit would), then lets the worker drain the queue.
-    The worker runs in this process and shares the test's database connection, so it sees the test's rows.
+    Pending `on_commit` callbacks run first (as a commit would), then the worker drains the queue. The worker
+    runs in this process and shares the test's database connection, so it sees the test's rows.
     """
-    import signal
-
     import django_rq
-    from django.db import connection
 
     from scans.queues import SCAN_QUEUE
     from scans.worker import ScanWorker
 
     def run() -> ScanWorker:
-        pending, connection.run_on_commit = connection.run_on_commit, []
-        for _savepoint_ids, callback, _robust in pending:
-            callback()
-        queue = django_rq.get_queue(SCAN_QUEUE, connection=redis_conn)
-        worker = ScanWorker([queue], connection=redis_conn)
-        # The worker installs its own SIGINT/SIGTERM handlers; give pytest its own back afterwards.
-        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            worker.work(burst=True, logging_level="WARNING")
-        finally:
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
-        # The job counters live in Redis; read them back so tests can assert on them.
-        worker.refresh()
-        return worker
+        _run_pending_on_commit_callbacks()
+        return _work_in_burst(
+            ScanWorker([django_rq.get_queue(SCAN_QUEUE, connection=redis_conn)], connection=redis_conn)
+        )
 
     return run
+
+
+@pytest.fixture
+def run_webhook_worker(redis_conn: redis.Redis) -> Callable[[], WebhookWorker]:
+    """Like `run_worker`, for the webhook queue (UNMASK_WEBHOOK_QUEUE) with a real `WebhookWorker`."""
+    import django_rq
+    from django.conf import settings
+
+    from webhooks.worker import WebhookWorker
+
+    def run() -> WebhookWorker:
+        _run_pending_on_commit_callbacks()
+        queue = django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, connection=redis_conn)
+        return _work_in_burst(WebhookWorker([queue], connection=redis_conn))
+
+    return run
+
+
+@pytest.fixture
+def start_process(tmp_path: Path) -> Iterator[ProcessStarter]:
+    """`start_process(name, args, **environment)`: a real subprocess against the committed test database and Redis
+    (use with `django_db(transaction=True)`), in a process group of its own, logged to `<tmp_path>/<name>.log`;
+    every group started is killed at the end of the test."""
+    from scans.tests.processes import ProcessStarter
+
+    logs = tmp_path / "process-logs"
+    logs.mkdir()
+    starter = ProcessStarter(logs)
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -17,7 +18,8 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from accounts.forms import SignupForm
-from accounts.services import token_regenerate
+from accounts.services import token_regenerate, token_rotate_after_password_change
+from accounts.throttling import login_lockout_of
 
 
 @sensitive_post_parameters("password1", "password2")
@@ -31,26 +33,54 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        # Several authentication backends may be configured (DRF adds none, but be explicit).
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        # The user was just created, not authenticated: say which backend vouches for the session.
+        login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, f"Welcome, {user.get_username()}. Upload a photo or a video to check it.")
         return redirect(settings.LOGIN_REDIRECT_URL)
     status = 400 if request.method == "POST" else 200
     return render(request, "registration/signup.html", {"form": form}, status=status)
 
 
-login_view = auth_views.LoginView.as_view(
-    template_name="registration/login.html",
-    redirect_authenticated_user=True,
-)
+class LoginView(auth_views.LoginView):
+    """Django's log-in page; a locked-out attempt (accounts.throttling) is answered 429 with Retry-After."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        lockout = login_lockout_of(self.request)
+        if lockout is None:
+            return super().form_invalid(form)
+        response = self.render_to_response(
+            self.get_context_data(form=self.get_form_class()(self.request), lockout_message=lockout.message),
+            status=429,
+        )
+        response["Retry-After"] = str(lockout.retry_after)
+        return response
+
+
+login_view = LoginView.as_view()
 
 # Django 5 only accepts POST here, so a link or a prefetch can never sign anyone out.
 logout_view = auth_views.LogoutView.as_view()
 
-password_change = auth_views.PasswordChangeView.as_view(
-    template_name="registration/password_change_form.html",
-    success_url=reverse_lazy("accounts:password_change_done"),
-)
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change (which keeps this session and ends the others), then a new API token."""
+
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("accounts:password_change_done")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        if token_rotate_after_password_change(user=form.user):
+            messages.info(
+                self.request, "Your API token was replaced: scripts that use the old one must get the new one."
+            )
+        return response
+
+
+password_change = PasswordChangeView.as_view()
 
 password_change_done = auth_views.PasswordChangeDoneView.as_view(
     template_name="registration/password_change_done.html",

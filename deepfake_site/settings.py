@@ -109,6 +109,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Django's own backend behind the brute-force limits (accounts.throttling), for every password log-in.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+# Brute-force protection of log-in (page, token API, admin), counted in Redis: a (username, client address) pair
+# is locked out for UNMASK_LOGIN_LOCKOUT_SECONDS after UNMASK_LOGIN_FAILURE_LIMIT failures within that window; an
+# address whose failures named UNMASK_LOGIN_IP_USERNAME_LIMIT different usernames is locked out for every one.
+UNMASK_LOGIN_FAILURE_LIMIT = envint("UNMASK_LOGIN_FAILURE_LIMIT", 5)
+UNMASK_LOGIN_LOCKOUT_SECONDS = envint("UNMASK_LOGIN_LOCKOUT_SECONDS", 900)
+UNMASK_LOGIN_IP_USERNAME_LIMIT = envint("UNMASK_LOGIN_IP_USERNAME_LIMIT", 20)
+# Reverse proxies in front of Django that append the address they saw to X-Forwarded-For (compose: 1, its nginx).
+# 0 takes the client's address from the connection (REMOTE_ADDR) and ignores the header, which a client can forge.
+UNMASK_PROXY_COUNT = envint("UNMASK_PROXY_COUNT", 0)
+
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "scans:dashboard"
 LOGOUT_REDIRECT_URL = "landing"
@@ -183,6 +195,9 @@ UNMASK_WEIGHTS_DIR = Path(env("UNMASK_WEIGHTS_DIR", str(BASE_DIR.parent / "share
 UNMASK_MAX_IMAGE_BYTES = envint("UNMASK_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
 UNMASK_MAX_VIDEO_BYTES = envint("UNMASK_MAX_VIDEO_BYTES", 200 * 1024 * 1024)
 UNMASK_MAX_IMAGE_PIXELS = envint("UNMASK_MAX_IMAGE_PIXELS", 40_000_000)
+# Pixels of one video frame (default DCI 4K, 4096x2160), read from the headers before any frame is decoded: the
+# upload check decodes one frame, which costs about 7 bytes a pixel, so this bounds its memory (~60-100 MB).
+UNMASK_MAX_VIDEO_PIXELS = envint("UNMASK_MAX_VIDEO_PIXELS", 4096 * 2160)
 UNMASK_VIDEO_FRAMES = envint("UNMASK_VIDEO_FRAMES", 32)
 UNMASK_IMAGE_JOB_TIMEOUT = envint("UNMASK_IMAGE_JOB_TIMEOUT", 180)
 UNMASK_VIDEO_JOB_TIMEOUT = envint("UNMASK_VIDEO_JOB_TIMEOUT", 900)
@@ -193,6 +208,13 @@ UNMASK_IMAGE_QUEUE = env("UNMASK_IMAGE_QUEUE", "scans")
 UNMASK_VIDEO_QUEUE = env("UNMASK_VIDEO_QUEUE", "scans")
 for _scan_queue_name in (UNMASK_IMAGE_QUEUE, UNMASK_VIDEO_QUEUE):
     RQ_QUEUES.setdefault(_scan_queue_name, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": UNMASK_VIDEO_JOB_TIMEOUT})
+# Worker liveness (scans.heartbeats): every worker beats every UNMASK_WORKER_HEARTBEAT_INTERVAL seconds, also while
+# it runs a job, and counts as dead UNMASK_WORKER_HEARTBEAT_TTL seconds after its last beat (health stops counting
+# it, and RQ hands its job to the failure callback, which runs the scan once more). The reconciler looks every
+# UNMASK_RECONCILE_INTERVAL seconds, so a dead worker's scan is noticed within TTL + interval (45 s by default).
+UNMASK_WORKER_HEARTBEAT_INTERVAL = envfloat("UNMASK_WORKER_HEARTBEAT_INTERVAL", 5.0)
+UNMASK_WORKER_HEARTBEAT_TTL = envint("UNMASK_WORKER_HEARTBEAT_TTL", 30)
+UNMASK_RECONCILE_INTERVAL = envfloat("UNMASK_RECONCILE_INTERVAL", 15.0)
 # Larger uploads go to a temporary file instead of memory while the request is read.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -233,12 +255,20 @@ os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "protocol_whitelist;file"
 
 
 # --- Webhooks, metrics, logs (the webhooks app, scans.metrics, scans.log_context) -----------------
-# Webhook deliveries are RQ jobs on this queue; the default is the scan queue, which every worker already serves.
-# Retries wait UNMASK_WEBHOOK_RETRY_INTERVALS seconds (one entry per retry), which needs a worker started with
-# `--with-scheduler`; without one, a failed delivery waits in RQ's scheduled registry.
-UNMASK_WEBHOOK_QUEUE = env("UNMASK_WEBHOOK_QUEUE", "scans")
+# Webhook deliveries are RQ jobs on a queue of their own, served by `manage.py webhook_worker` (a pool of
+# UNMASK_WEBHOOK_WORKERS processes), never by the scan workers: a slow receiver can then hold up other deliveries
+# at most, never a scan. Retries wait UNMASK_WEBHOOK_RETRY_INTERVALS seconds (one entry per retry), which the
+# webhook workers' RQ scheduler runs.
+UNMASK_WEBHOOK_QUEUE = env("UNMASK_WEBHOOK_QUEUE", "webhooks")
 RQ_QUEUES.setdefault(UNMASK_WEBHOOK_QUEUE, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 120})
-UNMASK_WEBHOOK_TIMEOUT = envfloat("UNMASK_WEBHOOK_TIMEOUT", 10.0)
+UNMASK_WEBHOOK_WORKERS = envint("UNMASK_WEBHOOK_WORKERS", 4)
+# Seconds to connect, and then for each read of the answer (a socket timeout); a delivery job is stopped after
+# twice this plus 10 s whatever the receiver does.
+UNMASK_WEBHOOK_TIMEOUT = envfloat("UNMASK_WEBHOOK_TIMEOUT", 5.0)
+# Deliveries of one user in flight at once (RQ's concurrency limit; the rest wait their turn); 0 is no limit.
+UNMASK_WEBHOOK_CONCURRENCY_PER_USER = envint("UNMASK_WEBHOOK_CONCURRENCY_PER_USER", 2)
+# Circuit breaker: an endpoint whose last N delivery attempts all failed is paused until its owner resumes it.
+UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = envint("UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES", 10)
 UNMASK_WEBHOOK_RETRY_INTERVALS = [
     int(seconds) for seconds in envlist("UNMASK_WEBHOOK_RETRY_INTERVALS", "10,60,300,1800")
 ]

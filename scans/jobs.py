@@ -8,6 +8,7 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
 from ml.errors import MediaError
@@ -16,6 +17,7 @@ from scans.analyzers import NoActiveModel
 from scans.log_context import with_scan_log_context
 from scans.models import Scan
 from scans.queues import timeout_message
+from scans.recovery import scan_retry_after_crash
 from scans.services import scan_mark_failed, scan_mark_processing
 
 if TYPE_CHECKING:
@@ -72,14 +74,19 @@ def analyze_scan_on_failure(
     exc_value: BaseException | None,
     traceback: TracebackType | None,
 ) -> None:
-    """RQ failure callback: whatever stopped the job (a timeout, above all), the scan ends failed.
+    """RQ failure callback: a job whose worker died runs once more; whatever else stopped it (a timeout, above
+    all), the scan ends failed.
 
-    A no-op when `analyze_scan` already recorded the failure, since a failed scan never changes, and when
-    the scan has moved on to another job (RQ reports a crashed worker's job as abandoned long after the
-    scan was re-queued under a new id).
+    RQ calls it with `AbandonedJobError` when the job's execution heartbeat expired: its worker died under it
+    (`scans.heartbeats`), so the scan gets the retry a crash deserves (`scan_retry_after_crash`). Every change
+    is conditional on the scan still being on this job, so a scan that finished, or has moved on to another
+    job (already retried by `scans_recover_orphaned`), is left alone.
     """
     scan_id = job.args[0] if job.args else None
     if scan_id is None:
+        return
+    if exc_type is not None and issubclass(exc_type, AbandonedJobError):
+        scan_retry_after_crash(scan_id=scan_id, job_id=job.id)
         return
     if exc_type is not None and issubclass(exc_type, JobTimeoutException):
         message = _timeout_message(scan_id)

@@ -22,8 +22,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.worker import Worker
 
+from scans.heartbeats import live_worker_count
 from scans.models import Scan
 from scans.queues import job_queue_names
 from training.models import ModelVersion
@@ -97,7 +97,7 @@ def _scan_counts() -> MetricFamily:
 def _queue_metrics() -> list[MetricFamily]:
     up = MetricFamily("unmask_redis_up", "gauge", "1 when Redis answered this scrape, else 0.")
     jobs = MetricFamily("unmask_queue_jobs", "gauge", "RQ jobs per queue and state (queued = waiting for a worker).")
-    workers = MetricFamily("unmask_workers", "gauge", "RQ workers registered on the queue.")
+    workers = MetricFamily("unmask_workers", "gauge", "RQ workers on the queue with a fresh heartbeat.")
     # Every queue a job can wait on: scans (images and videos may be routed apart, e.g. videos to GPU workers)
     # and webhooks.
     queue_names = sorted(job_queue_names())
@@ -110,7 +110,7 @@ def _queue_metrics() -> list[MetricFamily]:
             jobs.add(StartedJobRegistry(queue=queue).count, queue=queue_name, state="started")
             jobs.add(ScheduledJobRegistry(queue=queue).count, queue=queue_name, state="scheduled")
             jobs.add(FailedJobRegistry(queue=queue).count, queue=queue_name, state="failed")
-            workers.add(Worker.count(queue=queue), queue=queue_name)
+            workers.add(live_worker_count(connection, queue_name), queue=queue_name)
         up.add(1)
     except redis.RedisError:
         up.add(0)

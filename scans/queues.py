@@ -71,13 +71,14 @@ def scan_queue_name(kind: str | None) -> str:
 
 
 def scan_queue_names() -> list[str]:
-    """Every queue scans are analysed from (for health and metrics), the main one first."""
+    """Every queue scans are analysed from, the main one first: what a plain `scan_worker` serves, in that
+    priority order, and what health counts workers on."""
     return list(dict.fromkeys([SCAN_QUEUE, settings.UNMASK_IMAGE_QUEUE, settings.UNMASK_VIDEO_QUEUE]))
 
 
 def job_queue_names() -> list[str]:
-    """Every queue the platform puts jobs on: the scan queues, then webhook deliveries (what a plain
-    `scan_worker` serves, in that priority order, and what the metrics report)."""
+    """Every queue the platform puts jobs on: the scan queues, then webhook deliveries (what the metrics
+    report)."""
     return list(dict.fromkeys([*scan_queue_names(), settings.UNMASK_WEBHOOK_QUEUE]))
 
 

@@ -3,11 +3,13 @@
 Two ways a scan can be left unfinished with nothing working on it, and who notices:
 
 - its job never started, or ran past its timeout, or ended without finishing the row: `scans_reconcile`,
-  run every minute by `manage.py reconcile_scans --loop`;
+  run every UNMASK_RECONCILE_INTERVAL seconds by `manage.py reconcile_scans --loop`;
 - its worker died under it (SIGKILL, out of memory). `ScanWorker` runs jobs in its own process, so the scan
-  stays `processing` and its job sits in RQ's started registry, the dead worker's key alive for up to the
-  job's timeout. `scans_recover_orphaned` finds such scans as soon as another worker starts or does its
-  periodic maintenance, instead of waiting for the timeout.
+  stays `processing` and its job sits in RQ's started registry. The worker's heartbeats stop
+  (`scans.heartbeats`), so within UNMASK_WORKER_HEARTBEAT_TTL seconds its Redis key and its job's execution
+  expire; then RQ's abandoned-job handling (`scans_recover_abandoned`) hands the job to its failure callback,
+  and `scans_recover_orphaned` sees the worker dead. Both run in every reconciliation pass and in every
+  worker's maintenance; a dead worker on this host is seen at once by its missing process.
 
 Either way a crashed scan gets one more run (`scan_retry_after_crash`) and is failed after a second crash.
 Every change is a conditional update, so a job finishing meanwhile wins and a finished scan is never touched.
@@ -28,10 +30,20 @@ from django.db import transaction
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 
+from scans.heartbeats import heartbeat_is_fresh
 from scans.models import Scan
-from scans.queues import REQUEUED_JOB_SUFFIX, job_id_for, job_timeout_for, retry_job_id_for, scan_queue, timeout_message
+from scans.queues import (
+    REQUEUED_JOB_SUFFIX,
+    job_id_for,
+    job_timeout_for,
+    retry_job_id_for,
+    scan_queue,
+    scan_queue_names,
+    timeout_message,
+)
 from scans.services import scan_enqueue, scan_mark_failed
 
 logger = logging.getLogger(__name__)
@@ -68,8 +80,9 @@ class CrashOutcome(enum.StrEnum):
 def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> ReconcileReport:
     """Finish scans whose job is gone, so that no scan waits forever.
 
-    Looks at queued and processing scans older than `grace_seconds` (a just-committed scan may not be
-    enqueued yet). A queued scan with no live RQ job that never started is re-enqueued once; after that,
+    First the scans of dead workers: RQ's abandoned-job handling (`scans_recover_abandoned`) and the check of
+    the workers of processing scans (`scans_recover_orphaned`), whatever the scans' age. Then it looks at
+    queued and processing scans older than `grace_seconds` (a just-committed scan may not be enqueued yet). A queued scan with no live RQ job that never started is re-enqueued once; after that,
     or when it had started, it is marked failed. A processing scan that has run past its kind's job timeout
     (plus the grace) is marked failed; one whose job is no longer live lost its worker, and goes to
     `scan_retry_after_crash` (one more run, or failed after the second crash). Done and failed scans are
@@ -78,6 +91,9 @@ def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> 
     now = now or timezone.now()
     connection = scan_queue().connection
     report = ReconcileReport()
+    scans_recover_abandoned(connection=connection)
+    for scan_id, outcome in scans_recover_orphaned(connection=connection).items():
+        (report.requeued if outcome == CrashOutcome.REQUEUED else report.failed).append(scan_id)
     unfinished = Scan.objects.filter(
         status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING],
         created_at__lt=now - timedelta(seconds=grace_seconds),
@@ -170,13 +186,26 @@ def _job_status(connection: redis.Redis, job_id: str) -> JobStatus | None:
 # --- Scans of workers that died ------------------------------------------------------------------------
 
 
+def scans_recover_abandoned(*, connection: redis.Redis) -> None:
+    """Run RQ's abandoned-job handling on every scan queue now.
+
+    A job whose execution heartbeat has expired (its worker died or stopped beating) is given to its failure
+    callback, `scans.jobs.analyze_scan_on_failure`, which runs the scan once more (`scan_retry_after_crash`),
+    and moved to RQ's failed registry. RQ's workers do this in their maintenance too, but only while one runs:
+    the reconciler does it even when every worker is down.
+    """
+    for queue_name in scan_queue_names():
+        StartedJobRegistry(queue_name, connection=connection).cleanup()
+
+
 def scans_recover_orphaned(
     *, connection: redis.Redis, live_worker_names: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, CrashOutcome]:
     """Recover every processing scan whose job's worker is dead; returns what happened to each, by scan id.
 
-    A worker counts as dead when its Redis key is gone or records a death, or when it ran on this host and
-    its process no longer exists (the key of a SIGKILLed worker outlives it). Workers in
+    A worker counts as dead when its Redis key is gone or records a death, when its last heartbeat is older
+    than UNMASK_WORKER_HEARTBEAT_TTL, or when it ran on this host and its process no longer exists (seen at
+    once, before the heartbeat expires). Workers in
     `live_worker_names` (the caller itself) are never judged. Each orphaned scan is re-queued once and
     failed after a second crash (`scan_retry_after_crash`). A scan whose job is gone altogether is left
     to `scans_reconcile`, which waits out a grace period for just-created rows. Every change is
@@ -203,11 +232,11 @@ def _worker_alive(connection: redis.Redis, worker_name: str) -> bool:
         key.decode(): value.decode()
         for key, value in connection.hgetall(Worker.redis_worker_namespace_prefix + worker_name).items()
     }
-    if not details or details.get("death"):
+    if not details or details.get("death") or not heartbeat_is_fresh(details.get("last_heartbeat")):
         return False
     if details.get("hostname") == socket.gethostname() and details.get("pid", "").isdigit():
         return _process_exists(int(details["pid"]))
-    # A worker on another host: trust its key, which expires once its heartbeat stops.
+    # A worker on another host: its heartbeat is fresh.
     return True
 
 

@@ -10,9 +10,9 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
-from rq import worker_registration
 from rq.queue import Queue
 
+from scans.heartbeats import live_worker_count
 from scans.models import Scan
 from scans.queues import SCAN_QUEUE, redis_eviction_policy, redis_eviction_warning, scan_queue_names
 from training.models import ModelVersion
@@ -85,7 +85,7 @@ def platform_health() -> dict[str, Any]:
         )
         redis_connection.ping()
         # Images and videos may be routed to different queues (UNMASK_IMAGE_QUEUE / UNMASK_VIDEO_QUEUE).
-        workers = _live_worker_count(redis_connection, *scan_queue_names())
+        workers = live_worker_count(redis_connection, *scan_queue_names())
         queue_depth = sum(
             redis_connection.llen(Queue.redis_queue_namespace_prefix + name) for name in scan_queue_names()
         )
@@ -134,19 +134,3 @@ def _active_models() -> dict[str, dict[str, Any] | None]:
             else {"id": version.pk, "name": version.name, "version": version.version, "label": version.label}
         )
     return active
-
-
-def _live_worker_count(redis_connection: redis.Redis, *queue_names: str) -> int:
-    """Workers registered on any of the queues (each counted once) whose heartbeat key has not expired (a killed
-    worker stays registered)."""
-    worker_keys = list(
-        set().union(
-            *(redis_connection.smembers(worker_registration.WORKERS_BY_QUEUE_KEY % name) for name in queue_names)
-        )
-    )
-    if not worker_keys:
-        return 0
-    with redis_connection.pipeline() as pipeline:
-        for worker_key in worker_keys:
-            pipeline.exists(worker_key)
-        return sum(pipeline.execute())

@@ -153,8 +153,10 @@ def _spool(uploaded_file: UploadedFile, spooled: IO[bytes]) -> UploadDigest:
 def inspect_upload(path: Path, digest: UploadDigest) -> MediaType:
     """What the upload at `path` is, from its content; `UploadRejected` with the reason when it is not accepted.
 
-    Videos are recognised by their container signature and must then decode a frame; images must open with
-    Pillow as one of the accepted formats and decode. Each kind has its own size limit (413).
+    Videos are recognised by their container signature, refused over the pixel limit from their headers, and
+    must then decode a frame; images must open with Pillow as one of the accepted formats, are refused over
+    the pixel limit from their header, and must decode. Each kind has its own size and pixel limits (413), so
+    no check decodes more pixels than its kind's limit.
     """
     if digest.size_bytes == 0:
         raise UploadRejected("The file is empty.")
@@ -166,7 +168,7 @@ def inspect_upload(path: Path, digest: UploadDigest) -> MediaType:
     video_type = sniff_video(head)
     if video_type is not None:
         _check_size(digest.size_bytes, limit=settings.UNMASK_MAX_VIDEO_BYTES, kind_name="video")
-        _check_video_decodes(path)
+        _inspect_video(path)
         return video_type
     if head[4:8] == b"ftyp" and head[8:12] in STILL_IMAGE_FTYP_BRANDS:
         raise UploadRejected(
@@ -175,14 +177,62 @@ def inspect_upload(path: Path, digest: UploadDigest) -> MediaType:
     return _inspect_image(path, size_bytes=digest.size_bytes, head=head)
 
 
-def _check_video_decodes(path: Path) -> None:
+@dataclass(frozen=True)
+class VideoHeader:
+    """What a video's container and stream headers declare, read by FFmpeg's demuxer before any frame is decoded."""
+
+    width: int
+    height: int
+    frame_count: int
+    fps: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def _inspect_video(path: Path) -> VideoHeader:
+    """Refuse a video whose frames are over the pixel limit (413) from its headers alone, then prove it decodes.
+
+    Opening the capture runs FFmpeg's demuxer and stream parsers, which read the frame size without decoding
+    a frame (measured: a few MB, whatever the size). Only a video within the limit has one frame decoded, so
+    the memory this check can take is bounded by the limit (about 7 bytes a pixel: some 60-100 MB at 4K).
+    A 15000x15000 Motion-JPEG frame would otherwise have cost 1.5 GB before any limit was looked at.
+    """
     capture = cv2.VideoCapture(str(path))
     try:
-        decoded, frame = capture.read() if capture.isOpened() else (False, None)
+        if not capture.isOpened():
+            raise UploadRejected(_UNDECODABLE_VIDEO)
+        header = VideoHeader(
+            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            frame_count=int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
+        )
+        if header.width <= 0 or header.height <= 0:
+            raise UploadRejected(_UNDECODABLE_VIDEO)
+        _check_video_pixels(width=header.width, height=header.height)
+        decoded, frame = capture.read()
     finally:
         capture.release()
     if not decoded or frame is None or frame.size == 0:
-        raise UploadRejected("The video could not be decoded: no frame could be read from it.")
+        raise UploadRejected(_UNDECODABLE_VIDEO)
+    # A stream whose frames are larger than its headers said is refused as well, so no worker ever decodes it.
+    _check_video_pixels(width=frame.shape[1], height=frame.shape[0])
+    return header
+
+
+_UNDECODABLE_VIDEO = "The video could not be decoded: no frame could be read from it."
+
+
+def _check_video_pixels(*, width: int, height: int) -> None:
+    limit = settings.UNMASK_MAX_VIDEO_PIXELS
+    if width * height > limit:
+        raise UploadRejected(
+            f"The video's frames are {width}\N{MULTIPLICATION SIGN}{height} pixels; at most {limit:,} pixels "
+            "a frame are accepted.",
+            status_code=413,
+        )
 
 
 def _inspect_image(path: Path, *, size_bytes: int, head: bytes) -> MediaType:

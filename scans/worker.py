@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import close_old_connections, connection
 from rq.utils import now
-from rq.worker import SimpleWorker
 
 from ml.runtime import configure_tensorflow
 from scans.analyzers import NoActiveModel, analyzer_for_active_versions
+from scans.heartbeats import HeartbeatWorker
 from scans.queues import redis_eviction_warning
 from scans.recovery import scans_recover_orphaned
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 ORPHAN_CHECK_INTERVAL_S = 20
 
 
-class ScanWorker(SimpleWorker):
+class ScanWorker(HeartbeatWorker):
     """Runs every job in the worker process itself, with the models loaded once at start-up.
 
     RQ's default `Worker` forks a child ("work horse") per job. That is wrong here twice over:
@@ -38,7 +38,8 @@ class ScanWorker(SimpleWorker):
     at start-up (see `scans.analyzers`) is reused by every job. Job timeouts still apply: RQ enforces
     them with SIGALRM in this process. The price of no fork is that a crash (e.g. out of memory) takes
     the worker down with its job; the supervisor restarts it, and the next worker to start or do its
-    maintenance runs the scan once more (a second crash fails it, see scans/recovery.py).
+    maintenance, or the reconciler once the dead worker's heartbeat has expired (`HeartbeatWorker`), runs
+    the scan once more (a second crash fails it, see scans/recovery.py).
     """
 
     def bootstrap(self, *args: object, **kwargs: object) -> None:
@@ -61,11 +62,6 @@ class ScanWorker(SimpleWorker):
         if eviction_warning:
             logger.warning(eviction_warning)
         self._recover_orphaned_scans()
-
-    @property
-    def dequeue_timeout(self) -> int:
-        """Wake up at least every ORPHAN_CHECK_INTERVAL_S while idle, so maintenance (below) runs that often."""
-        return min(super().dequeue_timeout, ORPHAN_CHECK_INTERVAL_S)
 
     @property
     def should_run_maintenance_tasks(self) -> bool:

@@ -29,6 +29,9 @@ def describe_api() -> None:
         get=extend_schema(responses={200: apis.WebhookEndpointOutputSerializer, 404: NOT_FOUND}),
         delete=extend_schema(responses={204: None, 404: NOT_FOUND}),
     )(apis.WebhookDetailApi)
+    extend_schema_view(
+        post=extend_schema(request=None, responses={200: apis.WebhookEndpointOutputSerializer, 404: NOT_FOUND})
+    )(apis.WebhookResumeApi)
     extend_schema_view(get=extend_schema(responses=apis.WebhookDeliveryOutputSerializer(many=True)))(
         apis.WebhookDeliveryListApi
     )

@@ -12,4 +12,5 @@ urlpatterns = [
     path("webhooks/", apis.WebhookListApi.as_view(), name="list"),
     path("webhooks/deliveries/", apis.WebhookDeliveryListApi.as_view(), name="deliveries"),
     path("webhooks/<str:endpoint_id>/", apis.WebhookDetailApi.as_view(), name="detail"),
+    path("webhooks/<str:endpoint_id>/resume/", apis.WebhookResumeApi.as_view(), name="resume"),
 ]

@@ -15,15 +15,23 @@ from webhooks.selectors import (
     webhook_endpoint_get_for_user,
     webhook_endpoint_list_for_user,
 )
-from webhooks.services import WebhookRejected, webhook_endpoint_create, webhook_endpoint_delete
+from webhooks.services import (
+    WebhookRejected,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_resume,
+)
 
 
 class WebhookEndpointOutputSerializer(serializers.ModelSerializer):
-    """An endpoint with its signing secret (shown to its owner only: every query is scoped to the caller)."""
+    """An endpoint with its signing secret (shown to its owner only: every query is scoped to the caller), and its
+    circuit breaker: `paused` (since `paused_at`) after too many failed deliveries in a row, until resumed."""
+
+    paused = serializers.BooleanField(source="is_paused")
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "secret", "is_active", "created_at"]
+        fields = ["id", "url", "secret", "is_active", "paused", "paused_at", "consecutive_failures", "created_at"]
         read_only_fields = fields
 
 
@@ -79,6 +87,14 @@ class WebhookDetailApi(APIView):
     def delete(self, request: Request, endpoint_id: str) -> Response:
         webhook_endpoint_delete(endpoint=_own_endpoint_or_404(request, endpoint_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookResumeApi(APIView):
+    """POST: resume one of the caller's endpoints that its circuit breaker paused (a no-op for a running one)."""
+
+    def post(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = webhook_endpoint_resume(endpoint=_own_endpoint_or_404(request, endpoint_id))
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)
 
 
 class WebhookDeliveryListApi(APIView):

@@ -20,13 +20,18 @@ class WebhookDeliveryFailed(Exception):
 def webhook_deliver(scan_id: str, endpoint_id: int) -> str:
     """POST the finished scan to the endpoint and log the attempt; raise so RQ retries when it failed.
 
-    Takes ids and reloads both rows: a deleted scan or endpoint, or a deactivated endpoint, ends the job
-    ("skipped"). Returns "delivered" when the receiver answered 2xx.
+    Takes ids and reloads both rows: a deleted scan or endpoint, or a deactivated or paused endpoint (its
+    circuit breaker tripped, maybe while this job waited to be retried), ends the job ("skipped"). Returns
+    "delivered" when the receiver answered 2xx.
     """
-    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True).first()
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True, paused_at__isnull=True).first()
     scan = Scan.objects.filter(pk=scan_id).select_related("image_model_version", "video_model_version").first()
     if endpoint is None or scan is None:
-        logger.info("Webhook for scan %s to endpoint %s skipped: scan or endpoint is gone", scan_id, endpoint_id)
+        logger.info(
+            "Webhook for scan %s to endpoint %s skipped: scan or endpoint is gone, or the endpoint is paused",
+            scan_id,
+            endpoint_id,
+        )
         return "skipped"
     delivery = webhook_delivery_attempt(scan=scan, endpoint=endpoint)
     if not delivery.succeeded:

@@ -18,6 +18,10 @@ class WebhookEndpoint(models.Model):
 
     Each endpoint has its own secret; deliveries carry `X-Unmask-Signature: sha256=<HMAC-SHA256 of
     "<timestamp>.<body>">` so the receiver can check that the call came from this platform, unaltered.
+
+    Circuit breaker: `consecutive_failures` counts the failed attempts since the last success; at
+    UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES the endpoint is paused (`paused_at`) and gets no deliveries until its
+    owner resumes it.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
@@ -25,6 +29,8 @@ class WebhookEndpoint(models.Model):
     secret = models.CharField(max_length=64, default=webhook_secret_new, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # The table the scans app created before webhooks were an app of their own (rows kept as they were).
@@ -34,6 +40,10 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"webhook {self.url} ({self.owner_id})"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
 
 class WebhookDelivery(models.Model):

@@ -16,7 +16,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from rq import Retry
+from rq.rate_limit import RateLimit
 
 from scans.models import Scan
 from webhooks.delivery import (
@@ -79,19 +82,36 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     endpoint.delete()
 
 
+def webhook_endpoint_resume(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Lift the circuit breaker: the endpoint gets the deliveries of scans that finish from now on (those that
+    finished while it was paused are not sent again), with its count of failures back at zero."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(paused_at=None, consecutive_failures=0)
+    endpoint.refresh_from_db(fields=["paused_at", "consecutive_failures"])
+    return endpoint
+
+
 def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
-    """Enqueue one delivery job per active endpoint of the scan's owner; returns how many.
+    """Enqueue one delivery job per active, unpaused endpoint of the scan's owner; returns how many.
 
     Called once a scan's move to done or failed is committed (`scans.signals.scan_finished`). A Redis outage
-    loses these deliveries (logged) but never the scan's own state, which is already committed.
+    loses these deliveries (logged) but never the scan's own state, which is already committed. The jobs go to
+    the webhook queue, which no scan worker serves, and at most UNMASK_WEBHOOK_CONCURRENCY_PER_USER of one
+    user's deliveries run at once (RQ holds the others back until one finishes), so one user's slow receivers
+    can tie up that many webhook workers, never all of them.
     """
     owner_id = Scan.objects.filter(pk=scan_id).values_list("owner_id", flat=True).first()
     if owner_id is None:
         return 0
-    endpoint_ids = list(WebhookEndpoint.objects.filter(owner_id=owner_id, is_active=True).values_list("pk", flat=True))
+    endpoint_ids = list(
+        WebhookEndpoint.objects.filter(owner_id=owner_id, is_active=True, paused_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
     if not endpoint_ids:
         return 0
     intervals = list(settings.UNMASK_WEBHOOK_RETRY_INTERVALS)
+    concurrency = settings.UNMASK_WEBHOOK_CONCURRENCY_PER_USER
+    rate_limit = RateLimit(key=f"unmask-webhooks-user-{owner_id}", concurrency=concurrency) if concurrency > 0 else None
     queue = django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, commit_mode="auto")
     scheduled = 0
     for endpoint_id in endpoint_ids:
@@ -101,8 +121,9 @@ def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
                 str(scan_id),
                 endpoint_id,
                 job_id=f"webhook-{scan_id}-{endpoint_id}",
-                job_timeout=int(settings.UNMASK_WEBHOOK_TIMEOUT) + 30,
+                job_timeout=webhook_job_timeout(),
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                rate_limit=rate_limit,
                 description=f"webhook for scan {scan_id} to endpoint {endpoint_id}",
                 result_ttl=24 * 3600,
                 failure_ttl=7 * 24 * 3600,
@@ -111,6 +132,12 @@ def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
         except redis.RedisError:
             logger.exception("Could not enqueue the webhook for scan %s to endpoint %s", scan_id, endpoint_id)
     return scheduled
+
+
+def webhook_job_timeout() -> int:
+    """Seconds a delivery job may run: the socket timeout bounds the connect and each read, this the whole call
+    (a receiver that answers a byte at a time cannot hold a webhook worker longer)."""
+    return int(2 * settings.UNMASK_WEBHOOK_TIMEOUT) + 10
 
 
 def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> WebhookDelivery:
@@ -129,7 +156,7 @@ def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> Webhoo
     started = time.monotonic()
     status_code, error = post(endpoint.url, body=body, headers=headers)
     succeeded = status_code is not None and 200 <= status_code < 300
-    return WebhookDelivery.objects.create(
+    delivery = WebhookDelivery.objects.create(
         endpoint=endpoint,
         scan=scan,
         scan_reference=scan.pk,
@@ -140,3 +167,32 @@ def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> Webhoo
         error="" if succeeded else error,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+    webhook_endpoint_record_outcome(endpoint=endpoint, succeeded=succeeded)
+    return delivery
+
+
+def webhook_endpoint_record_outcome(*, endpoint: WebhookEndpoint, succeeded: bool) -> bool:
+    """Count a delivery attempt for the circuit breaker; returns True when this failure paused the endpoint.
+
+    A success sets the count of consecutive failures back to zero; a failure adds one, and the attempt that
+    reaches UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES pauses the endpoint (logged). Both are single UPDATEs, so
+    deliveries finishing at the same time in several workers count exactly.
+    """
+    rows = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+    if succeeded:
+        rows.exclude(consecutive_failures=0).update(consecutive_failures=0)
+        return False
+    rows.update(consecutive_failures=F("consecutive_failures") + 1)
+    threshold = settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES
+    if threshold <= 0:
+        return False
+    paused = rows.filter(paused_at__isnull=True, consecutive_failures__gte=threshold).update(paused_at=timezone.now())
+    if paused:
+        logger.warning(
+            "Webhook endpoint %s (%s) of user %s paused after %d failed deliveries in a row",
+            endpoint.pk,
+            endpoint.url,
+            endpoint.owner_id,
+            threshold,
+        )
+    return bool(paused)

@@ -17,7 +17,12 @@ from webhooks.selectors import (
     webhook_endpoint_get_for_user,
     webhook_endpoint_list_for_user,
 )
-from webhooks.services import WebhookRejected, webhook_endpoint_create, webhook_endpoint_delete
+from webhooks.services import (
+    WebhookRejected,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_resume,
+)
 
 DELIVERY_LOG_LENGTH = 50
 
@@ -35,10 +40,19 @@ class WebhookAddForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "POST"])
 def webhooks(request: HttpRequest) -> HttpResponse:
-    """GET: the user's endpoints and recent deliveries. POST `add` (url) or `remove` (endpoint id)."""
+    """GET: the user's endpoints and recent deliveries. POST `add` (url), `remove` or `resume` (endpoint id)."""
     add_form = WebhookAddForm()
     status = 200
     if request.method == "POST":
+        if "resume" in request.POST:
+            try:
+                endpoint = webhook_endpoint_get_for_user(user=request.user, endpoint_id=request.POST["resume"])
+            except WebhookEndpoint.DoesNotExist:
+                messages.error(request, "That webhook does not exist (any more).")
+            else:
+                webhook_endpoint_resume(endpoint=endpoint)
+                messages.success(request, f"Resumed the webhook to {endpoint.url}: it gets the next finished scans.")
+            return redirect("webhooks:endpoints")
         if "remove" in request.POST:
             try:
                 endpoint = webhook_endpoint_get_for_user(user=request.user, endpoint_id=request.POST["remove"])
@@ -65,5 +79,6 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         "signature_header": SIGNATURE_HEADER,
         "timestamp_header": TIMESTAMP_HEADER,
         "max_endpoints": settings.UNMASK_WEBHOOK_MAX_ENDPOINTS,
+        "pause_after_failures": settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES,
     }
     return render(request, "webhooks/webhooks.html", context, status=status)

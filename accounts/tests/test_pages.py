@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +140,50 @@ def test_password_change_with_a_wrong_old_password_changes_nothing(client, alice
     assert "Your old password was entered incorrectly" in response.content.decode()
     alice.refresh_from_db()
     assert alice.check_password("correct-horse-battery-1")
+
+
+def test_a_password_change_replaces_the_api_token_so_the_old_one_stops_working(client, alice, api_client_for):
+    old_key = Token.objects.create(user=alice).key
+    scans_url = reverse("api:scan-list")
+    assert api_client_for(alice).get(scans_url).status_code == 200
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("accounts:password_change"),
+        {"old_password": "correct-horse-battery-1", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        follow=True,
+    )
+
+    new_key = Token.objects.get(user=alice).key
+    assert new_key != old_key
+    old_client = APIClient()
+    old_client.credentials(HTTP_AUTHORIZATION=f"Token {old_key}")
+    assert old_client.get(scans_url).status_code == 401
+    assert api_client_for(alice).get(scans_url).status_code == 200
+    page = response.content.decode()
+    assert "Your API token was replaced" in page
+    assert "the old token no longer works" in page
+    assert new_key not in page
+
+
+def test_a_refused_password_change_keeps_the_api_token(client, alice):
+    key = Token.objects.create(user=alice).key
+    client.force_login(alice)
+
+    client.post(
+        reverse("accounts:password_change"),
+        {"old_password": "not-it", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+
+    assert Token.objects.get(user=alice).key == key
+
+
+def test_the_password_change_page_says_the_api_token_will_be_replaced(client, alice):
+    client.force_login(alice)
+
+    page = client.get(reverse("accounts:password_change")).content.decode()
+
+    assert "replaces your" in page and "API token" in page and "stop working" in page
 
 
 @pytest.mark.parametrize("route", ["accounts:password_change", "accounts:password_change_done", "accounts:api_token"])

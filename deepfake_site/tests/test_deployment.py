@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 NGINX_CONF = (ROOT / "deploy" / "nginx.conf").read_text()
-APP_SERVICES = ("migrate", "web", "worker", "gpu-worker", "reconciler")
+APP_SERVICES = ("migrate", "web", "worker", "gpu-worker", "webhook-worker", "reconciler")
 ALL_SERVICES = {*APP_SERVICES, "nginx", "postgres", "redis"}
 # Variables the containers must get from compose itself (services, paths, the media hand-off), never from .env.
 FIXED_BY_COMPOSE = {
@@ -97,7 +97,7 @@ def _nginx_location(path: str) -> str:
 def test_the_compose_file_names_every_service():
     assert set(COMPOSE["services"]) == ALL_SERVICES
     assert set(COMPOSE["volumes"]) >= {"unmask-var", "static", "postgres-data", "redis-data"}
-    for service in ("web", "worker", "gpu-worker", "postgres", "redis", "nginx"):
+    for service in ("web", "worker", "gpu-worker", "webhook-worker", "postgres", "redis", "nginx"):
         assert COMPOSE["services"][service].get("healthcheck"), f"{service} has no health check"
 
 
@@ -106,6 +106,8 @@ def test_web_runs_gunicorn_and_the_workers_run_the_scan_worker():
     assert _command_words("web")[:2] == ["gunicorn", "deepfake_site.wsgi"]
     assert _command_words("worker") == ["python", "manage.py", "scan_worker", "scans"]
     assert _command_words("gpu-worker") == ["python", "manage.py", "scan_worker", "videos", "scans"]
+    # Deliveries have workers of their own, so a slow receiver never holds up a scan.
+    assert _command_words("webhook-worker") == ["python", "manage.py", "webhook_worker"]
     gpu = services["gpu-worker"]
     assert gpu["profiles"] == ["gpu"]
     assert gpu["build"]["args"]["TF_PACKAGE"] == "tensorflow[and-cuda]==2.21.0"
@@ -401,7 +403,7 @@ def test_the_compose_health_checks_call_the_script():
     services = COMPOSE["services"]
 
     assert services["web"]["healthcheck"]["test"] == ["CMD", "python", "deploy/healthcheck.py", "web"]
-    for worker in ("worker", "gpu-worker"):
+    for worker in ("worker", "gpu-worker", "webhook-worker"):
         assert services[worker]["healthcheck"]["test"] == ["CMD", "python", "deploy/healthcheck.py", "worker"]
 
 

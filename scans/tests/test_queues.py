@@ -88,11 +88,12 @@ def test_metrics_report_the_video_queue(operator, api_client_for, redis_conn, vi
     assert samples[f'unmask_workers{{queue="{videos_queue}"}}'] == 0
 
 
-def test_a_plain_scan_worker_serves_every_configured_queue_main_queue_first(settings, videos_queue) -> None:
-    settings.UNMASK_WEBHOOK_QUEUE = "webhooks"
+def test_a_plain_scan_worker_serves_every_scan_queue_main_queue_first_and_never_webhooks(settings, videos_queue):
+    assert scan_queue_names() == [SCAN_QUEUE, videos_queue]
+    assert settings.UNMASK_WEBHOOK_QUEUE not in scan_queue_names()
 
-    assert job_queue_names() == [SCAN_QUEUE, videos_queue, "webhooks"]
 
-
-def test_by_default_a_scan_worker_serves_the_one_scans_queue() -> None:
-    assert job_queue_names() == [SCAN_QUEUE]
+def test_by_default_webhook_deliveries_have_a_queue_of_their_own_which_the_metrics_report(settings) -> None:
+    assert settings.UNMASK_WEBHOOK_QUEUE == "webhooks"
+    assert scan_queue_names() == [SCAN_QUEUE]
+    assert job_queue_names() == [SCAN_QUEUE, "webhooks"]

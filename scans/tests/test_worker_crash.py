@@ -21,6 +21,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from rq.job import Job
+from rq.utils import now, utcformat
 
 from scans.models import Scan
 from scans.queues import (
@@ -207,7 +208,13 @@ def _started_job_for(scan: Scan, *, worker_name: str, redis_conn) -> None:
 
 
 def _register_worker(redis_conn, name: str, *, hostname: str, pid: int, death: bool = False) -> None:
-    details = {"hostname": hostname, "pid": str(pid), "birth": "2026-01-01T00:00:00Z"}
+    """A worker's Redis hash as RQ writes it, with a fresh heartbeat (what else makes it dead is the test's)."""
+    details = {
+        "hostname": hostname,
+        "pid": str(pid),
+        "birth": "2026-01-01T00:00:00Z",
+        "last_heartbeat": utcformat(now()),
+    }
     if death:
         details["death"] = "2026-01-01T00:01:00Z"
     redis_conn.hset(f"rq:worker:{name}", mapping=details)

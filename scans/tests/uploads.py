@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,71 @@ def avi_bytes(frames: int = 6, size: tuple[int, int] = (64, 48)) -> bytes:
             writer.write(np.full((size[1], size[0], 3), 40 * index % 255, dtype=np.uint8))
         writer.release()
         return path.read_bytes()
+
+
+# The standard luminance Huffman tables of the JPEG specification (ITU T.81, K.3): bit counts per code length,
+# then the symbols.
+_DC_LUMINANCE = bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]) + bytes(range(12))
+_AC_LUMINANCE = bytes([0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7D]) + bytes.fromhex(
+    "01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a343536"
+    "3738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a9293949596979899"
+    "9aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5"
+    "f6f7f8f9fa"
+)
+
+
+def flat_gray_jpeg(width: int, height: int) -> bytes:
+    """A valid baseline grayscale JPEG of any size, made without ever holding its pixels (a few MB at 15000x15000).
+
+    Every 8x8 block is flat mid-grey: coded as "DC unchanged" (`00`) then "end of block" (`1010`), six bits a
+    block, so four blocks are the same three bytes and the entropy-coded data is that pattern repeated. A real
+    decoder decodes it to a full-size image, as it would a photo.
+    """
+    segments = bytearray(b"\xff\xd8")
+    segments += b"\xff\xdb" + struct.pack(">HB", 67, 0) + bytes([1] * 64)
+    segments += b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + bytes([1, 0x11, 0])
+    for table_class_and_id, table in ((0x00, _DC_LUMINANCE), (0x10, _AC_LUMINANCE)):
+        segments += b"\xff\xc4" + struct.pack(">HB", 3 + len(table), table_class_and_id) + table
+    segments += b"\xff\xda" + struct.pack(">HB", 8, 1) + bytes([1, 0x00, 0, 63, 0])
+    blocks = ((width + 7) // 8) * ((height + 7) // 8)
+    groups_of_four, remaining = divmod(blocks, 4)
+    segments += b"\x28\xa2\x8a" * groups_of_four
+    if remaining:
+        bits = "001010" * remaining
+        bits += "1" * (-len(bits) % 8)
+        segments += int(bits, 2).to_bytes(len(bits) // 8, "big")
+    return bytes(segments + b"\xff\xd9")
+
+
+def mjpeg_avi(frames: list[bytes], *, width: int, height: int, fps: int = 10) -> bytes:
+    """A Motion-JPEG AVI around the given JPEG frames, its headers declaring `width` x `height` (which may lie)."""
+
+    def chunk(fourcc: bytes, payload: bytes) -> bytes:
+        return fourcc + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) % 2 else b"")
+
+    def riff_list(kind: bytes, payload: bytes) -> bytes:
+        return chunk(b"LIST", kind + payload)
+
+    largest = max(len(frame) for frame in frames)
+    main_header = struct.pack(
+        "<10I4I", 1_000_000 // fps, 0, 0, 0x10, len(frames), 0, 1, largest, width, height, 0, 0, 0, 0
+    )
+    stream_header = b"vidsMJPG" + struct.pack(
+        "<IHHIIIIIIIihhhh", 0, 0, 0, 0, 1, fps, 0, len(frames), largest, 0xFFFFFFFF, 0, 0, 0, width, height
+    )
+    stream_format = struct.pack("<IiiHH4sIiiII", 40, width, height, 1, 24, b"MJPG", width * height * 3, 0, 0, 0, 0)
+    headers = riff_list(
+        b"hdrl",
+        chunk(b"avih", main_header) + riff_list(b"strl", chunk(b"strh", stream_header) + chunk(b"strf", stream_format)),
+    )
+    movie, index, offset = b"", b"", 4
+    for frame in frames:
+        index += b"00dc" + struct.pack("<III", 0x10, offset, len(frame))
+        frame_chunk = chunk(b"00dc", frame)
+        movie += frame_chunk
+        offset += len(frame_chunk)
+    body = b"AVI " + headers + riff_list(b"movi", movie) + chunk(b"idx1", index)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def upload(

@@ -15,6 +15,8 @@ import django_rq
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from rq.job import Job
+from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry
 
 from scans.models import Scan
@@ -22,7 +24,12 @@ from scans.services import scan_create, scan_delete, scan_mark_failed
 from scans.tests.uploads import gradient_png, make_scan_row, upload
 from webhooks.delivery import webhook_signature, webhook_signature_is_valid
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import WebhookRejected, webhook_endpoint_create
+from webhooks.services import (
+    WebhookRejected,
+    webhook_endpoint_create,
+    webhook_endpoint_record_outcome,
+    webhooks_schedule_for_scan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,15 +80,17 @@ def _webhook_settings(settings) -> None:
     settings.UNMASK_WEBHOOK_TIMEOUT = 5.0
 
 
-def test_a_finished_scan_is_posted_signed_to_the_owners_active_endpoints(alice, bob, tiny_models, run_worker, receiver):
+def test_a_finished_scan_is_posted_signed_to_the_owners_active_endpoints(
+    alice, bob, tiny_models, run_worker, run_webhook_worker, receiver
+):
     endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
-    paused = webhook_endpoint_create(owner=alice, url=receiver.url + "?paused")
-    WebhookEndpoint.objects.filter(pk=paused.pk).update(is_active=False)
+    deactivated = webhook_endpoint_create(owner=alice, url=receiver.url + "?deactivated")
+    WebhookEndpoint.objects.filter(pk=deactivated.pk).update(is_active=False)
     webhook_endpoint_create(owner=bob, url=receiver.url + "?bob")
     scan = scan_create(owner=alice, uploaded_file=upload(gradient_png(), "gradient.png"))
 
     run_worker()  # the analysis; its commit schedules the webhooks
-    run_worker()  # the deliveries
+    run_webhook_worker()  # the deliveries
 
     assert len(receiver.requests) == 1
     request = receiver.requests[0]
@@ -100,13 +109,13 @@ def test_a_finished_scan_is_posted_signed_to_the_owners_active_endpoints(alice, 
     assert delivery.succeeded and delivery.status_code == 204 and delivery.error == ""
 
 
-def test_a_failed_delivery_is_retried_and_every_attempt_is_logged(alice, run_worker, receiver):
+def test_a_failed_delivery_is_retried_and_every_attempt_is_logged(alice, run_webhook_worker, receiver):
     endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
     receiver.answers = [500]
     scan = make_scan_row(alice)
     assert scan_mark_failed(scan_id=scan.pk, error_message="The file could not be analysed.")
 
-    run_worker()
+    run_webhook_worker()
 
     assert len(receiver.requests) == 2
     attempts = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("attempt"))
@@ -115,7 +124,7 @@ def test_a_failed_delivery_is_retried_and_every_attempt_is_logged(alice, run_wor
     assert json.loads(receiver.requests[1]["body"])["scan"]["error"] == "The file could not be analysed."
 
 
-def test_a_retry_waits_for_the_next_back_off_interval(alice, run_worker, receiver, redis_conn, settings):
+def test_a_retry_waits_for_the_next_back_off_interval(alice, run_webhook_worker, receiver, redis_conn, settings):
     settings.UNMASK_WEBHOOK_RETRY_INTERVALS = [120, 600]
     webhook_endpoint_create(owner=alice, url=receiver.url)
     receiver.answers = [503]
@@ -123,7 +132,7 @@ def test_a_retry_waits_for_the_next_back_off_interval(alice, run_worker, receive
     scan_mark_failed(scan_id=scan.pk, error_message="stopped")
     before = timezone.now()
 
-    run_worker()
+    run_webhook_worker()
 
     assert len(receiver.requests) == 1
     registry = ScheduledJobRegistry(queue=django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, connection=redis_conn))
@@ -132,13 +141,13 @@ def test_a_retry_waits_for_the_next_back_off_interval(alice, run_worker, receive
     assert before + timedelta(seconds=110) < retry_at < before + timedelta(seconds=130)
 
 
-def test_private_addresses_are_refused_unless_allowed(alice, run_worker, receiver, settings):
+def test_private_addresses_are_refused_unless_allowed(alice, run_webhook_worker, receiver, settings):
     settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = False
     settings.UNMASK_WEBHOOK_RETRY_INTERVALS = []
     webhook_endpoint_create(owner=alice, url=receiver.url)
     scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
 
-    worker = run_worker()
+    worker = run_webhook_worker()
 
     assert receiver.requests == []
     assert worker.failed_job_count == 1
@@ -147,11 +156,11 @@ def test_private_addresses_are_refused_unless_allowed(alice, run_worker, receive
     assert "private or reserved address" in delivery.error
 
 
-def test_the_log_outlives_a_deleted_scan(alice, run_worker, receiver):
+def test_the_log_outlives_a_deleted_scan(alice, run_webhook_worker, receiver):
     webhook_endpoint_create(owner=alice, url=receiver.url)
     scan = make_scan_row(alice)
     scan_mark_failed(scan_id=scan.pk, error_message="stopped")
-    run_worker()
+    run_webhook_worker()
 
     scan_delete(scan=scan)
 
@@ -220,12 +229,12 @@ def test_the_api_refuses_a_non_http_url(alice, api_client_for):
     assert "http" in response.data["url"][0]
 
 
-def test_the_api_shows_only_the_callers_delivery_log(alice, bob, api_client_for, run_worker, receiver):
+def test_the_api_shows_only_the_callers_delivery_log(alice, bob, api_client_for, run_webhook_worker, receiver):
     alice_endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
     webhook_endpoint_create(owner=bob, url=receiver.url)
     scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
     scan_mark_failed(scan_id=make_scan_row(bob).pk, error_message="stopped")
-    run_worker()
+    run_webhook_worker()
 
     alice_log = api_client_for(alice).get(reverse("webhooks_api:deliveries")).data
     filtered = api_client_for(alice).get(reverse("webhooks_api:deliveries"), {"endpoint": alice_endpoint.pk})
@@ -274,3 +283,118 @@ def test_the_page_needs_a_login(client):
 
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]
+
+
+# --- Circuit breaker and per-user concurrency ----------------------------------------------------------
+
+
+def test_an_endpoint_that_keeps_failing_is_paused_logged_and_sent_nothing_more(
+    alice, run_webhook_worker, receiver, settings, caplog
+):
+    settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = 3
+    settings.UNMASK_WEBHOOK_RETRY_INTERVALS = [0, 0, 0]
+    endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    receiver.answers = [500, 500, 500, 500]
+    scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
+
+    run_webhook_worker()
+
+    # The third failure in a row paused it, so the fourth attempt (a retry) was skipped.
+    assert len(receiver.requests) == 3
+    endpoint.refresh_from_db()
+    assert endpoint.is_paused and endpoint.consecutive_failures == 3
+    assert any("paused after 3 failed deliveries" in record.getMessage() for record in caplog.records)
+    scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped again")
+    assert webhooks_schedule_for_scan(scan_id=Scan.objects.latest("created_at").pk) == 0
+    run_webhook_worker()
+    assert len(receiver.requests) == 3
+
+
+def test_a_success_sets_the_count_of_failures_back_to_zero(alice, run_webhook_worker, receiver, settings):
+    settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = 3
+    endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    receiver.answers = [500, 500, 204]
+    scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
+
+    run_webhook_worker()
+
+    endpoint.refresh_from_db()
+    assert (endpoint.is_paused, endpoint.consecutive_failures) == (False, 0)
+
+
+def test_a_delivery_waiting_when_its_endpoint_was_paused_is_skipped(
+    alice, run_webhook_worker, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = 1
+    endpoint = webhook_endpoint_create(owner=alice, url=receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
+    webhook_endpoint_record_outcome(endpoint=endpoint, succeeded=False)
+
+    worker = run_webhook_worker()
+
+    assert receiver.requests == []
+    assert (worker.successful_job_count, worker.failed_job_count) == (1, 0)
+
+
+def _pause(endpoint: WebhookEndpoint, settings) -> None:
+    settings.UNMASK_WEBHOOK_PAUSE_AFTER_FAILURES = 2
+    webhook_endpoint_record_outcome(endpoint=endpoint, succeeded=False)
+    assert webhook_endpoint_record_outcome(endpoint=endpoint, succeeded=False)
+
+
+def test_the_api_shows_a_paused_endpoint_and_only_its_owner_resumes_it(alice, bob, api_client_for, settings):
+    endpoint = webhook_endpoint_create(owner=alice, url="https://example.com/hook")
+    _pause(endpoint, settings)
+    detail_url = reverse("webhooks_api:detail", args=[endpoint.pk])
+    resume_url = reverse("webhooks_api:resume", args=[endpoint.pk])
+
+    shown = api_client_for(alice).get(detail_url).data
+    foreign = api_client_for(bob).post(resume_url)
+    anonymous = api_client_for(None).post(resume_url)
+    resumed = api_client_for(alice).post(resume_url)
+
+    assert (shown["paused"], shown["consecutive_failures"]) == (True, 2)
+    assert shown["paused_at"] is not None
+    assert (foreign.status_code, anonymous.status_code) == (404, 401)
+    assert resumed.status_code == 200
+    assert (resumed.data["paused"], resumed.data["paused_at"], resumed.data["consecutive_failures"]) == (False, None, 0)
+
+
+def test_the_page_shows_a_paused_endpoint_with_a_way_to_resume_it(alice, bob, client, settings):
+    endpoint = webhook_endpoint_create(owner=alice, url="https://example.com/hook")
+    _pause(endpoint, settings)
+    page_url = reverse("webhooks:endpoints")
+    client.force_login(bob)
+    client.post(page_url, {"resume": str(endpoint.pk)})
+    endpoint.refresh_from_db()
+    assert endpoint.is_paused
+    client.force_login(alice)
+
+    page = client.get(page_url).content.decode()
+    resumed = client.post(page_url, {"resume": str(endpoint.pk)}, follow=True).content.decode()
+
+    assert "paused" in page and "after 2 failed deliveries in a row" in page
+    assert f'name="resume" value="{endpoint.pk}"' in page
+    assert "Resumed the webhook" in resumed
+    endpoint.refresh_from_db()
+    assert not endpoint.is_paused
+
+
+def test_at_most_the_per_user_limit_of_one_users_deliveries_wait_on_the_queue_at_once(alice, bob, redis_conn, settings):
+    settings.UNMASK_WEBHOOK_CONCURRENCY_PER_USER = 2
+    for number in range(5):
+        webhook_endpoint_create(owner=alice, url=f"https://example.com/alice/{number}")
+    webhook_endpoint_create(owner=bob, url="https://example.com/bob")
+    queue = django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, connection=redis_conn)
+
+    assert webhooks_schedule_for_scan(scan_id=make_scan_row(alice).pk) == 5
+    assert webhooks_schedule_for_scan(scan_id=make_scan_row(bob).pk) == 1
+
+    # Two of alice's five are on the queue, behind them bob's; RQ holds her other three until one finishes.
+    queued_owners = [
+        Scan.objects.get(pk=Job.fetch(job_id, connection=redis_conn).args[0]).owner for job_id in queue.job_ids
+    ]
+    assert queued_owners == [alice, alice, bob]
+    held_back = RateLimitRegistry(key=f"unmask-webhooks-user-{alice.pk}", connection=redis_conn)
+    assert held_back.get_rate_limited_job_count() == 3

@@ -1,4 +1,4 @@
-"""`manage.py reconcile_scans [--loop SECONDS]`: finish scans whose analysis job is gone."""
+"""`manage.py reconcile_scans [--loop [SECONDS]]`: finish scans whose analysis job is gone."""
 
 from __future__ import annotations
 
@@ -6,24 +6,32 @@ import time
 from argparse import ArgumentParser
 
 import redis
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 
 from scans.recovery import scans_reconcile
 
+# What `--loop` with no number stands for: UNMASK_RECONCILE_INTERVAL.
+_SETTINGS_INTERVAL = -1.0
+
 
 class Command(BaseCommand):
     help = (
-        "Finish scans whose RQ job is gone: re-enqueue a queued scan that never started (once), "
-        "mark failed a scan whose job died or ran past its timeout. Done and failed scans are never touched."
+        "Finish scans whose RQ job is gone: run once more a scan whose worker died (its heartbeat expired), "
+        "re-enqueue a queued scan that never started (once), mark failed a scan whose job died twice or ran "
+        "past its timeout. Done and failed scans are never touched."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--loop",
             type=float,
+            nargs="?",
+            const=_SETTINGS_INTERVAL,
             metavar="SECONDS",
-            help="keep running, one pass every SECONDS (stop with Ctrl-C); default: one pass",
+            help="keep running, one pass every SECONDS (default UNMASK_RECONCILE_INTERVAL; stop with Ctrl-C); "
+            "without --loop: one pass",
         )
         parser.add_argument(
             "--grace",
@@ -34,6 +42,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, loop: float | None = None, grace: int = 60, **options: object) -> None:
+        if loop == _SETTINGS_INTERVAL:
+            loop = settings.UNMASK_RECONCILE_INTERVAL
         if loop is not None and loop <= 0:
             raise CommandError("--loop needs a positive number of seconds")
         if grace < 0:
