@@ -558,3 +558,17 @@ def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_fram
     score = model.score_track(np.zeros((4, 8), np.float32), np.array([-2.0, 0.0, 1.0, 3.0]))
     assert 0.0 < score.fake_probability < 1.0
     assert "chosen:" in output and "held-out celebdf" in output
+
+
+def test_compare_runs_tabulates_each_runs_recipe_and_held_out_figures(tiny_v2_run: Path) -> None:
+    table = _run("compare_runs", str(tiny_v2_run)).splitlines()
+    assert table[0].startswith("| run | backbone | trained layers | augment |")
+    assert "dfdc-faces test" in table[0] and "celebdf frames, unseen" in table[0]
+    assert table[2].startswith(
+        f"| {tiny_v2_run.name} | separable_cnn [4, 8] | all (scratch) | mixture | none | 2 / 1 |"
+    )
+
+
+def test_compare_runs_refuses_a_folder_that_is_not_a_multi_source_run(tiny_run: dict[str, Path]) -> None:
+    with pytest.raises(CommandError, match="not a train_image_model --sources run"):
+        _run("compare_runs", str(tiny_run["run"]))
