@@ -101,14 +101,14 @@ class SourceTrainingConfig:
     weight_decay: float = 1e-5
     manipulation_loss_weight: float = 0.3
     # Draw factors per stream (see `stream_weights`); face swaps are the hardest fakes to learn from few crops.
-    stream_emphasis: dict = field(default_factory=dict)
+    stream_emphasis: dict = field(default_factory=lambda: {"dfdc-faces": 3.0, "self-blended": 2.0, "videos": 3.0})
     sources: tuple[str, ...] = IMAGE_SOURCES
     video_sources: tuple[str, ...] = VIDEO_SOURCES
     self_blended: bool = True
     folds: int = VIDEO_FOLDS
     cross_fit: bool = True
     max_false_positive_rate: float = 0.05
-    augment: AugmentConfig = MIXTURE_AUGMENT
+    augment: AugmentConfig = LIGHT_AUGMENT
     seed: int = 0
 
     def to_dict(self) -> dict:

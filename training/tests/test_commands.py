@@ -526,8 +526,9 @@ def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tin
 def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_frame_scores(
     tiny_v2_run: Path, tmp_path: Path
 ) -> None:
+    from ml.metrics import sigmoid
     from ml.train_video_crossfit import CANDIDATES
-    from ml.video_model import VideoModel
+    from ml.video_model import VideoModel, aggregate_frames
 
     run = tmp_path / "video-v2"
     output = _run(
@@ -554,9 +555,16 @@ def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_fram
         "celebdf:id0",
         "celebdf:id10",
     }
-    model = VideoModel.load(run / "video_model.keras", saved["settings"])
-    score = model.score_track(np.zeros((4, 8), np.float32), np.array([-2.0, 0.0, 1.0, 3.0]))
-    assert 0.0 < score.fake_probability < 1.0
+    settings = saved["settings"]
+    model = VideoModel.load(run / "video_model.keras", settings)
+    frame_logits = np.array([-2.0, 0.0, 1.0, 3.0])
+    score = model.score_track(np.zeros((4, 8), np.float32), frame_logits)
+    if settings["combine"]["sequence_weight"] == 0:
+        calibrated = settings["frame_calibration"]["scale"] * frame_logits + settings["frame_calibration"]["bias"]
+        aggregate = aggregate_frames(calibrated, settings["aggregate"])
+        calibration = settings["aggregate_calibration"]
+        expected = float(sigmoid(calibration["scale"] * aggregate + calibration["bias"]))
+        assert score.fake_probability == pytest.approx(expected) and score.sequence_probability is None
     assert "chosen:" in output and "held-out celebdf" in output
 
 
@@ -565,7 +573,8 @@ def test_compare_runs_tabulates_each_runs_recipe_and_held_out_figures(tiny_v2_ru
     assert table[0].startswith("| run | backbone | trained layers | augment |")
     assert "dfdc-faces test" in table[0] and "celebdf frames, unseen" in table[0]
     assert table[2].startswith(
-        f"| {tiny_v2_run.name} | separable_cnn [4, 8] | all (scratch) | mixture | none | 2 / 1 |"
+        f"| {tiny_v2_run.name} | separable_cnn [4, 8] | all (scratch) | light | "
+        "dfdc-faces x3, self-blended x2, videos x3 | 2 / 1 |"
     )
 
 

@@ -78,12 +78,13 @@ class Command(BaseCommand):
         recipe.add_argument("--stage2-learning-rate", type=float, default=1e-4)
         recipe.add_argument("--no-self-blended", action="store_true", help="no self-blended stream")
         recipe.add_argument(
-            "--augment", default="mixture", choices=["mixture", "light", "v1"], help="augmentation preset"
+            "--augment", default="light", choices=["mixture", "light", "v1"], help="augmentation preset (default light)"
         )
         recipe.add_argument(
             "--emphasis",
-            default="",
-            help="draw factors per stream, e.g. dfdc-faces=2,self-blended=1.5 (default: every stream alike)",
+            default="dfdc-faces=3,self-blended=2,videos=3",
+            help="draw factors per stream ('' for every stream alike; default dfdc-faces=3,self-blended=2,videos=3: "
+            "face swaps are the hard fakes)",
         )
         recipe.add_argument("--no-cross-fit", action="store_true", help="skip the per-fold video stage 2 runs")
         parser.add_argument("--name", default="unmask-image", help="model name to register")
