@@ -369,3 +369,131 @@ def _plot_rocs(report: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+# --- the video model card's figures ---------------------------------------------------------------------------
+
+
+def build_video_report(*, version, frames_path: Path) -> dict:
+    """Every held-out video of the video version's card, recomputed from the shipped frame scores.
+
+    The frame scores are the image run's out-of-fold ones (each video scored by a model that never trained on its
+    group); the version's aggregate is applied to the frames a scan would sample, and its calibration is refitted
+    leaving each video group out, exactly as `train_video_model` chose it. A version whose combination uses the
+    sequence head cannot be recomputed without the training run's embeddings: its training figures are quoted.
+    """
+    from ml.train_video_crossfit import VideoScores, held_out_platt
+    from ml.video_model import aggregate_frames
+
+    settings = version.settings
+    if float((settings.get("combine") or {}).get("sequence_weight", 0.0)) > 0:
+        return {"version": version.label, "recomputed": False, "per_video": version.metrics.get("per_video", [])}
+    saved = np.load(frames_path, allow_pickle=False)
+    units = saved["units"].astype(str)
+    frame_numbers = np.asarray([int(name.rsplit("#", 1)[1]) for name in saved["names"].astype(str)])
+    frames = int(settings.get("frames", 32))
+    calibration = settings["frame_calibration"]
+    videos = []
+    for unit in sorted(set(units.tolist())):
+        members = np.flatnonzero(units == unit)
+        members = members[np.argsort(frame_numbers[members], kind="stable")]
+        video = VideoScores(
+            unit=unit,
+            label=int(saved["labels"][members[0]]),
+            group=str(saved["groups"][members[0]]),
+            fold=str(saved["folds"][members[0]]),
+            frame_indices=frame_numbers[members],
+            logits=saved["logits"][members].astype(np.float64),
+            embeddings=np.zeros((len(members), 0), dtype=np.float32),
+        )
+        videos.append(video.scan_like(frames))
+    scores = np.asarray(
+        [
+            aggregate_frames(
+                float(calibration["scale"]) * video.logits + float(calibration["bias"]), settings["aggregate"]
+            )
+            for video in videos
+        ]
+    )
+    labels = np.asarray([video.label for video in videos])
+    groups = np.asarray([video.group for video in videos])
+    probabilities = held_out_platt(scores, labels, groups)
+    threshold, low, high = (float(settings[key]) for key in ("threshold", "uncertain_low", "uncertain_high"))
+    frame_threshold = float(settings.get("frame_threshold", 0.5))
+    per_video = []
+    for video, probability in zip(videos, probabilities, strict=True):
+        frame_probabilities = sigmoid(float(calibration["scale"]) * video.logits + float(calibration["bias"]))
+        per_video.append(
+            {
+                "video": video.unit,
+                "source": video.source,
+                "group": video.group,
+                "label": "fake" if video.label else "real",
+                "frames": len(video.frame_indices),
+                "frames_over_threshold": int((frame_probabilities >= frame_threshold).sum()),
+                "fake_probability": round(float(probability), 4),
+                "verdict": "fake" if probability >= high else "real" if probability <= low else "uncertain",
+                "correct": bool((probability >= threshold) == (video.label == 1)),
+            }
+        )
+    subsets = {"all": [True] * len(videos)}
+    for name in sorted({video.source for video in videos}):
+        subsets[name] = [video.source == name for video in videos]
+    figures = {}
+    for name, members in subsets.items():
+        keep = np.asarray(members)
+        reals = keep & (labels == 0)
+        figures[name] = {
+            "n": int(keep.sum()),
+            "correct": int(sum(row["correct"] for row, kept in zip(per_video, members, strict=True) if kept)),
+            "auc": None
+            if len(set(labels[keep].tolist())) < 2
+            else round(roc_auc(labels[keep], probabilities[keep]), 4),
+            "reals": int(reals.sum()),
+            "reals_called_fake": int((probabilities[reals] >= threshold).sum()),
+            "firm": round(float(((probabilities[keep] <= low) | (probabilities[keep] >= high)).mean()), 4),
+        }
+    return {
+        "version": version.label,
+        "recomputed": True,
+        "aggregate": settings["aggregate"],
+        "threshold": threshold,
+        "uncertain_band": [low, high],
+        "per_video": per_video,
+        "figures": figures,
+    }
+
+
+def video_card_table(report: dict) -> str:
+    """The video model card's figures as Markdown: per subset, then every held-out video."""
+    if not report.get("recomputed"):
+        return (
+            f"`{report['version']}` weighs its sequence head; its held-out figures are the training run's "
+            "(`metrics.per_video` of the version), not recomputed here."
+        )
+    band = report["uncertain_band"]
+    lines = [
+        f"Measured by `manage.py evaluate_report` on {report.get('date', '?')}, {report.get('machine', '?')}, for "
+        f"`{report['version']}` (aggregate `{report['aggregate']['method']}`, threshold {report['threshold']}, "
+        f"uncertain band {band[0]}-{band[1]}); every video's frames scored by an image model that never trained on "
+        "its group, its calibration fitted without its group.",
+        "",
+        "| videos | right at the threshold | ROC-AUC | real videos called fake | firm verdicts |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in report["figures"].items():
+        lines.append(
+            f"| {name} ({figures['n']}) | **{figures['correct']}/{figures['n']}** | {_number(figures['auc'])} | "
+            f"{figures['reals_called_fake']}/{figures['reals']} | {figures['firm'] * 100:.0f}% |"
+        )
+    lines += [
+        "",
+        "| video | label | frames over the frame threshold | p(fake) | verdict | right? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["per_video"]:
+        lines.append(
+            f"| {row['video']} | {row['label']} | {row['frames_over_threshold']}/{row['frames']} | "
+            f"{row['fake_probability']:.3f} | {row['verdict']} | {'yes' if row['correct'] else '**no**'} |"
+        )
+    return "\n".join(lines)

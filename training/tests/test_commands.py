@@ -364,8 +364,15 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
         settings=saved["settings"],
         activate=True,
     )
-    card = tiny_sources["root"] / "MODEL_CARD.md"
-    card.write_text("# Card\n\n<!-- evaluate_report:start -->\nold figures\n<!-- evaluate_report:end -->\n\nAfter.\n")
+    video_run = tiny_sources["root"] / "video-for-report"
+    _run("train_video_model", "--image-run", str(tiny_v2_run), "--out", str(video_run), "--frames", "4", "--activate")
+    cards = {}
+    for kind in ("image", "video"):
+        cards[kind] = tiny_sources["root"] / f"MODEL_CARD_{kind}.md"
+        cards[kind].write_text(
+            "# Card\n\n<!-- evaluate_report:start -->\nold figures\n<!-- evaluate_report:end -->\n\nAfter.\n"
+        )
+    card = cards["image"]
     out = tiny_sources["root"] / "report"
     _run(
         "evaluate_report",
@@ -377,6 +384,8 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
         str(out),
         "--card",
         str(card),
+        "--video-card",
+        str(cards["video"]),
         "--record",
     )
     report = json.loads((out / "report.json").read_text())
@@ -396,6 +405,13 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
     assert (out / "roc.png").is_file() and (out / "report.md").read_text().startswith("Measured by")
     version.refresh_from_db()
     assert version.metrics["evaluate:dfdc-faces:test"]["n_files"] == dfdc["n_files"]
+    # The video card's table: the held-out videos recomputed from the same frame scores, as training chose them.
+    video_report = json.loads((out / "video-report.json").read_text())
+    trained = {row["video"]: row for row in json.loads((video_run / "metrics.json").read_text())["per_video"]}
+    if video_report["recomputed"]:
+        for row in video_report["per_video"]:
+            assert row["fake_probability"] == pytest.approx(trained[row["video"]]["fake_probability"], abs=1e-4)
+        assert "| celebdf (4) |" in cards["video"].read_text()
 
 
 @pytest.mark.django_db

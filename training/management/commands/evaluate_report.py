@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import platform
 import sys
 from pathlib import Path
@@ -56,6 +57,12 @@ class Command(BaseCommand):
             "--out", type=Path, default=Path(django_settings.VAR_DIR) / "ml" / "report" / "image", help="report folder"
         )
         parser.add_argument("--card", type=Path, default=None, help="model card whose figures table to replace")
+        parser.add_argument(
+            "--video-version",
+            default=None,
+            help="video model version whose held-out videos to recompute from the same frame scores (default: active)",
+        )
+        parser.add_argument("--video-card", type=Path, default=None, help="video model card whose table to replace")
         parser.add_argument("--record", action="store_true", help="store each row's figures on the versions")
         parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = automatic)")
 
@@ -102,6 +109,29 @@ class Command(BaseCommand):
             self._replace_in_card(options["card"], table)
         self.stdout.write(table)
         self.stdout.write(f"report written to {out / 'report.md'}, {out / 'report.json'} and plots in {out}")
+        self._video_report(options, frames_path, out, machine=report["machine"], date=report["date"])
+
+    def _video_report(self, options: dict, frames_path: Path, out: Path, *, machine: str, date: str) -> None:
+        """The video card's held-out videos, from the same out-of-fold frame scores as the image report."""
+        from training.model_specs import find_version
+        from training.models import ModelVersion
+        from training.reporting import build_video_report, video_card_table
+
+        try:
+            video = find_version(kind="video", version=options["video_version"])
+        except ModelVersion.DoesNotExist:
+            self.stdout.write("no video model version: the video figures are skipped")
+            return
+        if "aggregate" not in video.settings or not frames_path.is_file():
+            self.stdout.write(f"{video.label} was not chosen on cross-fitted frame scores: its figures are skipped")
+            return
+        report = {**build_video_report(version=video, frames_path=frames_path), "machine": machine, "date": date}
+        (out / "video-report.json").write_text(json.dumps(report, indent=2))
+        table = video_card_table(report)
+        (out / "video-report.md").write_text(table + "\n")
+        if options["video_card"] is not None:
+            self._replace_in_card(options["video_card"], table)
+        self.stdout.write(table)
 
     def _record(self, report: dict, versions: list) -> None:
         from training.services import model_version_record_evaluation
