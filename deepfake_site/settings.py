@@ -36,8 +36,9 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-# The fallback key is only acceptable for local development; `check --deploy` flags it.
-SECRET_KEY = env("DJANGO_SECRET_KEY", "django-insecure-unmask-local-development-only-key-change-me")
+# The fallback (also for an empty DJANGO_SECRET_KEY) is for local development only: `check --deploy` fails on it
+# and the WSGI entry point refuses to serve with it while DEBUG is off (deepfake_site.checks).
+SECRET_KEY = env("DJANGO_SECRET_KEY") or "django-insecure-unmask-local-development-only-key-change-me"
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     # The API's OpenAPI schema (/api/v1/schema/) and its Swagger UI, served from the package (no CDN).
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The project's own deployment checks (deepfake_site.checks).
+    "deepfake_site",
     "accounts",
     "training",
     "scans",
