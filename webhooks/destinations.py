@@ -86,7 +86,7 @@ def destination_resolve(url: str, *, allow_private: bool) -> Destination:
         literal = None
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode (UnicodeError), a NUL in it
         raise DestinationUnresolved(f"The host name {host} does not resolve ({exc}).") from None
     addresses = list(dict.fromkeys(answer[4][0] for answer in answers))
     if not addresses:
