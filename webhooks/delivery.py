@@ -89,7 +89,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None,
             return status, f"{then}no answer within {2 * timeout:g} s"
         try:
             status, location = _post_once(destination, body=body, headers=headers, timeout=min(timeout, remaining))
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return status, f"{then}no answer: {_no_answer_reason(exc)}"
         if status not in REDIRECT_STATUSES or not location:
             return status, "" if 200 <= status < 300 else f"{then}HTTP {status}"
@@ -101,7 +101,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None,
     return status, f"{redirected}: more than {MAX_REDIRECTS} redirects, not followed"
 
 
-def _no_answer_reason(exc: OSError | http.client.HTTPException) -> str:
+def _no_answer_reason(exc: OSError | http.client.HTTPException | ValueError) -> str:
+    if isinstance(exc, http.client.InvalidURL | ValueError):
+        return f"the request could not be sent ({type(exc).__name__})"
     # A malformed status line would be quoted whole in the exception: the log keeps its kind, not its text.
     if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.RemoteDisconnected):
         return f"the answer is not valid HTTP ({type(exc).__name__})"

@@ -4,9 +4,9 @@ The same check runs when an endpoint is registered, and again at every hop of ev
 name is resolved; a delivery then connects only to the addresses that were checked, so a DNS answer that
 changes between the check and the connection (DNS rebinding) cannot send it anywhere else.
 
-Refused unless `UNMASK_WEBHOOK_ALLOW_PRIVATE` is on: loopback, private, unspecified (0.0.0.0, ::), multicast,
-shared (100.64.0.0/10) and reserved addresses, that is every address Python's `ipaddress` does not call global,
-IPv4 addresses inside IPv6 ones (::ffff:a.b.c.d, NAT64, 6to4) judged as the IPv4 address they carry.
+Refused unless `UNMASK_WEBHOOK_ALLOW_PRIVATE` is on: every address Python's `ipaddress` does not call global
+(loopback, private, unspecified 0.0.0.0 and ::, shared 100.64.0.0/10, reserved) and multicast. An IPv4 address
+carried inside an IPv6 one (::ffff:a.b.c.d, NAT64, 6to4) is judged as that IPv4 address.
 Refused always, whatever the setting: link-local addresses and the cloud metadata services.
 """
 
@@ -69,7 +69,10 @@ def destination_parse(url: str) -> tuple[str, str, int, str]:
         port = DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
         raise DestinationRefused("The port must be a number from 1 to 65535.")
-    target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    # The request line is ASCII: other characters are percent-encoded, what is already encoded stays as it is.
+    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
+    query = urllib.parse.quote(parts.query, safe="/?%:@!$&'()*+,;=~")
+    target = f"{path}?{query}" if query else path
     return scheme, parts.hostname, port, target
 
 

@@ -311,6 +311,16 @@ def test_a_stored_url_with_an_invalid_port_fails_its_delivery_with_the_reason(al
     assert delivery.error == "The port must be a number from 1 to 65535."
 
 
+@pytest.mark.usefixtures("loopback_allowed")
+def test_a_url_with_characters_outside_ascii_is_delivered_percent_encoded(alice, run_webhook_worker, receiver):
+    webhook_endpoint_create(owner=alice, url=receiver.url + "/r\u00e9daction?desk=m\u00fcnchen&id=%41")
+
+    delivery = _deliver_one_scan(alice, run_webhook_worker)
+
+    assert delivery.succeeded
+    assert receiver.requests[0]["path"] == "/hook/r%C3%A9daction?desk=m%C3%BCnchen&id=%41"
+
+
 # --- Delivery: redirects -----------------------------------------------------------------------------------------
 
 
