@@ -25,6 +25,7 @@ import io
 import json
 import os
 import random
+import secrets
 import signal
 import statistics
 import subprocess
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "UNMASK_TF_THREADS": str(arguments.tf_threads),
     }
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The web server runs with DEBUG off, as in production, where it refuses the development key: a fresh one.
+    environment.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     logs = open(os.devnull, "wb")  # noqa: SIM115 - lives as long as the child processes
     processes = [

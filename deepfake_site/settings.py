@@ -36,8 +36,9 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-# The fallback key is only acceptable for local development; `check --deploy` flags it.
-SECRET_KEY = env("DJANGO_SECRET_KEY", "django-insecure-unmask-local-development-only-key-change-me")
+# The fallback (also for an empty DJANGO_SECRET_KEY) is for local development only: `check --deploy` fails on it
+# and the WSGI entry point refuses to serve with it while DEBUG is off (deepfake_site.checks).
+SECRET_KEY = env("DJANGO_SECRET_KEY") or "django-insecure-unmask-local-development-only-key-change-me"
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     # The API's OpenAPI schema (/api/v1/schema/) and its Swagger UI, served from the package (no CDN).
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The project's own deployment checks (deepfake_site.checks).
+    "deepfake_site",
     "accounts",
     "training",
     "scans",
@@ -273,9 +276,11 @@ UNMASK_WEBHOOK_RETRY_INTERVALS = [
     int(seconds) for seconds in envlist("UNMASK_WEBHOOK_RETRY_INTERVALS", "10,60,300,1800")
 ]
 UNMASK_WEBHOOK_MAX_ENDPOINTS = envint("UNMASK_WEBHOOK_MAX_ENDPOINTS", 10)
-# Off in production: a webhook may not target loopback, private, link-local or reserved addresses (no SSRF into
-# the platform's own network). Local development and the tests, whose receivers run on loopback, turn it on.
-UNMASK_WEBHOOK_ALLOW_PRIVATE = envbool("UNMASK_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+# Off unless set, whatever DEBUG says: a webhook may not target loopback, private, unspecified, multicast or
+# reserved addresses, at registration and at every delivery hop after DNS (no SSRF into the platform's own
+# network). Tests and a developer whose receivers run on loopback set it to 1 explicitly. Link-local addresses
+# (cloud metadata at 169.254.169.254) are refused even then (webhooks.destinations).
+UNMASK_WEBHOOK_ALLOW_PRIVATE = envbool("UNMASK_WEBHOOK_ALLOW_PRIVATE", False)
 # Batches (POST /api/v1/batches/, the dashboard's batch page): files per batch and declared request size.
 # Each file also counts against the upload rate limit and daily quota above.
 UNMASK_BATCH_MAX_FILES = envint("UNMASK_BATCH_MAX_FILES", 50)

@@ -8,6 +8,7 @@ decides the kind and format or raises `UploadRejected` with the reason a user is
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tempfile
 import unicodedata
@@ -168,7 +169,7 @@ def inspect_upload(path: Path, digest: UploadDigest) -> MediaType:
     video_type = sniff_video(head)
     if video_type is not None:
         _check_size(digest.size_bytes, limit=settings.UNMASK_MAX_VIDEO_BYTES, kind_name="video")
-        _inspect_video(path)
+        _inspect_video(path, size_bytes=digest.size_bytes)
         return video_type
     if head[4:8] == b"ftyp" and head[8:12] in STILL_IMAGE_FTYP_BRANDS:
         raise UploadRejected(
@@ -191,8 +192,9 @@ class VideoHeader:
         return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
-def _inspect_video(path: Path) -> VideoHeader:
-    """Refuse a video whose frames are over the pixel limit (413) from its headers alone, then prove it decodes.
+def _inspect_video(path: Path, *, size_bytes: int) -> VideoHeader:
+    """Refuse a video whose frames are over the pixel limit (413) or whose declared length cannot be true (400)
+    from its headers alone, then prove it decodes.
 
     Opening the capture runs FFmpeg's demuxer and stream parsers, which read the frame size without decoding
     a frame (measured: a few MB, whatever the size). Only a video within the limit has one frame decoded, so
@@ -204,14 +206,15 @@ def _inspect_video(path: Path) -> VideoHeader:
         if not capture.isOpened():
             raise UploadRejected(_UNDECODABLE_VIDEO)
         header = VideoHeader(
-            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            frame_count=int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-            fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
+            width=_header_int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=_header_int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            frame_count=_header_int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
+            fps=_header_float(capture.get(cv2.CAP_PROP_FPS)),
         )
         if header.width <= 0 or header.height <= 0:
             raise UploadRejected(_UNDECODABLE_VIDEO)
         _check_video_pixels(width=header.width, height=header.height)
+        _check_declared_length(header, size_bytes=size_bytes)
         decoded, frame = capture.read()
     finally:
         capture.release()
@@ -223,6 +226,36 @@ def _inspect_video(path: Path) -> VideoHeader:
 
 
 _UNDECODABLE_VIDEO = "The video could not be decoded: no frame could be read from it."
+# Frames a file of N bytes can hold, at most. Every container spends bytes on each frame it stores (a block or
+# chunk header, an index entry) and every codec at least a byte on its payload: real videos take hundreds of
+# bytes a frame and more, so only a header that lies (a Matroska Duration of 1e9 s) goes over this.
+_MAX_FRAMES_PER_BYTE = 1
+
+
+def _header_int(value: float) -> int:
+    """A header value OpenCV reports as a float; 0 (unknown) when it is not a finite number."""
+    return int(value) if math.isfinite(value) else 0
+
+
+def _header_float(value: float) -> float:
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _check_declared_length(header: VideoHeader, *, size_bytes: int) -> None:
+    """Refuse a video whose header declares more frames than its bytes could hold.
+
+    The worker samples frames evenly over the declared length, so with such a header every frame it looks for
+    lies past the real end of the stream and the scan could only fail; the user learns why at once instead.
+    """
+    if header.frame_count <= _MAX_FRAMES_PER_BYTE * size_bytes:
+        return
+    length = f"{header.frame_count:,} frames"
+    if header.fps > 0:
+        length += f", {header.duration_s:,.0f} seconds at {header.fps:g} frames a second"
+    raise UploadRejected(
+        f"The video's header declares {length}, more than a file of {size_bytes:,} bytes can hold: the "
+        "header is wrong or the file is damaged. Re-encode or remux it (e.g. with ffmpeg) and upload it again."
+    )
 
 
 def _check_video_pixels(*, width: int, height: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 USER_AGENT = "unmask-client/1"
+ALLOWED_SCHEMES = frozenset({"http", "https"})
 # Rate-limited uploads are retried after the server's Retry-After, but never longer than this per wait.
 MAX_RETRY_AFTER_S = 60
 
@@ -47,6 +48,7 @@ class UnmaskApi:
         self.base_url = base_url.rstrip("/") + "/"
         self.token = token
         self.request_timeout = request_timeout
+        self._opener = http_only_opener()
 
     def scan_upload(self, path: Path, *, deadline: float | None = None) -> dict[str, Any]:
         """POST the file to /api/v1/scans/; returns the accepted scan. A 429 is waited out until `deadline`."""
@@ -81,14 +83,15 @@ class UnmaskApi:
         self, method: str, path_or_url: str, *, body: bytes | None = None, content_type: str | None = None
     ) -> Any:
         url = urllib.parse.urljoin(self.base_url, path_or_url)
-        if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
+        if urllib.parse.urlsplit(url).scheme not in ALLOWED_SCHEMES:
             raise ApiError(f"the server URL must start with http:// or https://, not {url!r}")
         headers = {"Authorization": f"Token {self.token}", "Accept": "application/json", "User-Agent": USER_AGENT}
         if content_type:
             headers["Content-Type"] = content_type
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (scheme checked above)
+        # Opened only by the http(s)-only opener, whatever the URL says.
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:  # noqa: S310
+            with self._opener.open(request, timeout=self.request_timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             message = _error_detail(exc)
@@ -104,6 +107,30 @@ class UnmaskApi:
             return json.loads(payload)
         except ValueError:
             raise ApiError(f"the server at {self.base_url} did not answer with JSON (is UNMASK_URL right?)") from None
+
+
+def http_only_opener() -> urllib.request.OpenerDirector:
+    """A urllib opener that speaks http:// and https:// only, on the first request and on every redirect.
+
+    `urllib.request.urlopen` also opens file:, ftp: and data: URLs; this opener has no handler for them, so such
+    a URL (a mistyped UNMASK_URL, a server redirecting to file:///etc/passwd) fails as an unknown URL type.
+    The environment's HTTP_PROXY and HTTPS_PROXY (and NO_PROXY) are honoured as urlopen honours them.
+    """
+    proxies = {scheme: proxy for scheme, proxy in urllib.request.getproxies().items() if scheme in ALLOWED_SCHEMES}
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        # Only http and https proxies: a proxy for another scheme (ftp_proxy) would open that scheme too.
+        urllib.request.ProxyHandler(proxies),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        # Without it an unhandled scheme makes `open` return None instead of failing.
+        urllib.request.UnknownHandler(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 class _RateLimited(ApiError):

@@ -1,5 +1,5 @@
-"""What goes over the wire to a receiver: the signed payload, and a POST that follows no redirect and calls no
-private address (SSRF).
+"""What goes over the wire to a receiver: the signed payload, and a POST that reaches only addresses the SSRF
+policy allows (`webhooks.destinations`), on every redirect too.
 
 Signing: `X-Unmask-Signature: sha256=<hex>` is HMAC-SHA256 with the endpoint's secret over
 `"<X-Unmask-Timestamp>." + body`; the timestamp (Unix seconds) is signed too so a receiver can refuse replays.
@@ -7,18 +7,20 @@ Signing: `X-Unmask-Signature: sha256=<hex>` is HMAC-SHA256 with the endpoint's s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import socket
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+
+from webhooks.destinations import Destination, DestinationRefused, destination_resolve, redirect_target
 
 if TYPE_CHECKING:
     from scans.models import Scan
@@ -27,8 +29,8 @@ EVENT_SCAN_FINISHED = "scan.finished"
 SIGNATURE_HEADER = "X-Unmask-Signature"
 TIMESTAMP_HEADER = "X-Unmask-Timestamp"
 USER_AGENT = "Unmask-Webhooks/1"
-# Only the start of a receiver's error answer is kept in the log.
-_ERROR_EXCERPT_CHARS = 300
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 3
 
 
 def webhook_payload(*, scan: Scan) -> dict[str, Any]:
@@ -64,48 +66,78 @@ def webhook_signature_is_valid(*, secret: str, timestamp: str, body: bytes, sign
     return hmac.compare_digest(webhook_signature(secret=secret, timestamp=timestamp, body=body), signature)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect could lead a delivery to an address the URL check never saw, so none is followed."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST and return (status code, error text); the status is None when no answer came back."""
-    refusal = destination_refusal(url)
-    if refusal:
-        return None, refusal
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 (http/https only)
-    try:
-        with _opener.open(request, timeout=settings.UNMASK_WEBHOOK_TIMEOUT) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        excerpt = exc.read(_ERROR_EXCERPT_CHARS).decode("utf-8", "replace").strip()
-        return exc.code, f"HTTP {exc.code}" + (f": {excerpt}" if excerpt else "")
-    except (urllib.error.URLError, OSError) as exc:
-        return None, f"no answer: {getattr(exc, 'reason', exc)}"
+    """POST to `url` and return (status code of the last answer, error); the status is None when no answer came.
+
+    Every hop (the URL, then up to MAX_REDIRECTS redirects, which get the same signed POST) is checked against
+    the address policy after its host name is resolved, and connects only to the addresses that were checked.
+    The error is "" for a 2xx answer; it never holds what a receiver wrote in its body, which is not even read.
+    All hops together get twice UNMASK_WEBHOOK_TIMEOUT, each connect and read at most UNMASK_WEBHOOK_TIMEOUT.
+    """
+    allow_private = settings.UNMASK_WEBHOOK_ALLOW_PRIVATE
+    timeout = settings.UNMASK_WEBHOOK_TIMEOUT
+    deadline = time.monotonic() + 2 * timeout
+    hop_url, status, redirected = url, None, ""
+    for _hop in range(MAX_REDIRECTS + 1):
+        then = f"{redirected}, then " if redirected else ""
+        try:
+            destination = destination_resolve(hop_url, allow_private=allow_private)
+        except DestinationRefused as exc:
+            return status, f"{redirected}, not followed: {exc.message}" if redirected else exc.message
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return status, f"{then}no answer within {2 * timeout:g} s"
+        try:
+            status, location = _post_once(destination, body=body, headers=headers, timeout=min(timeout, remaining))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return status, f"{then}no answer: {_no_answer_reason(exc)}"
+        if status not in REDIRECT_STATUSES or not location:
+            return status, "" if 200 <= status < 300 else f"{then}HTTP {status}"
+        try:
+            hop_url = redirect_target(from_url=hop_url, location=location)
+        except DestinationRefused as exc:
+            return status, f"redirected (HTTP {status}), not followed: {exc.message}"
+        redirected = f"redirected (HTTP {status}) to {urllib.parse.urlsplit(hop_url).hostname or 'no host'}"
+    return status, f"{redirected}: more than {MAX_REDIRECTS} redirects, not followed"
 
 
-def destination_refusal(url: str) -> str:
-    """Why the URL may not be called (wrong scheme, private address), or "" when it may."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return "only http:// and https:// URLs are called"
-    if settings.UNMASK_WEBHOOK_ALLOW_PRIVATE:
-        return ""
+def _no_answer_reason(exc: OSError | http.client.HTTPException | ValueError) -> str:
+    if isinstance(exc, http.client.InvalidURL | ValueError):
+        return f"the request could not be sent ({type(exc).__name__})"
+    # A malformed status line would be quoted whole in the exception: the log keeps its kind, not its text.
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.RemoteDisconnected):
+        return f"the answer is not valid HTTP ({type(exc).__name__})"
+    return str(exc)
+
+
+def _post_once(destination: Destination, *, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
+    """One POST to a checked destination: (status, Location header or ""). The answer's body is never read."""
+    connection_class = http.client.HTTPSConnection if destination.scheme == "https" else http.client.HTTPConnection
+    # HTTPS verifies the certificate against the URL's host name (the default context), as any client would.
+    connection = connection_class(destination.host, destination.port, timeout=timeout)
+    # http.client opens its socket through this hook, with the URL's host; it is replaced so that the socket goes
+    # to the addresses just checked, never to a second DNS answer (rebinding), while the Host header and the TLS
+    # server name stay the URL's.
+    connection._create_connection = functools.partial(_connect_to_checked_address, destination)
     try:
-        addresses = {
-            info[4][0]
-            for info in socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        }
-    except OSError as exc:
-        return f"the host name does not resolve: {exc}"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not ip.is_global or ip.is_multicast:
-            return f"{parts.hostname} resolves to a private or reserved address ({ip}), which webhooks may not call"
-    return ""
+        connection.request("POST", destination.target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+def _connect_to_checked_address(
+    destination: Destination,
+    _host_and_port: tuple[str, int],
+    timeout: float,
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """A socket to the first of the destination's checked addresses that accepts (as socket.create_connection)."""
+    last_error: OSError = OSError(f"{destination.host} has no address to connect to")
+    for address in destination.addresses:
+        try:
+            return socket.create_connection((address, destination.port), timeout, source_address)
+        except OSError as exc:
+            last_error = exc
+    raise last_error

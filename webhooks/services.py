@@ -31,6 +31,7 @@ from webhooks.delivery import (
     webhook_payload,
     webhook_signature,
 )
+from webhooks.destinations import DestinationRefused, DestinationUnresolved, destination_resolve
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ class WebhookRejected(Exception):
 def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str) -> WebhookEndpoint:
     """Register `url` (http or https only) for the owner's finished scans, with a newly generated secret.
 
-    Raises `WebhookRejected` for another scheme, a malformed URL, one already registered, or one too many.
+    Raises `WebhookRejected` for another scheme, a malformed URL or port, credentials in the URL, a host that is
+    or resolves to an address webhooks may not call (`webhooks.destinations`), a URL already registered, or one
+    too many. A host name that does not resolve yet is accepted: every delivery resolves and checks it again.
     """
     url = (url or "").strip()
     try:
@@ -64,6 +67,12 @@ def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str) -> WebhookEndp
         raise WebhookRejected("Enter a full http:// or https:// URL.") from None
     if urllib.parse.urlsplit(url).username is not None:
         raise WebhookRejected("Put credentials in the receiver's own check of the signature, not in the URL.")
+    try:
+        destination_resolve(url, allow_private=settings.UNMASK_WEBHOOK_ALLOW_PRIVATE)
+    except DestinationUnresolved:
+        pass
+    except DestinationRefused as exc:
+        raise WebhookRejected(exc.message) from None
     # Locks the owner's endpoints so two concurrent requests cannot both pass the limit.
     existing = list(WebhookEndpoint.objects.select_for_update().filter(owner=owner))
     if len(existing) >= settings.UNMASK_WEBHOOK_MAX_ENDPOINTS:

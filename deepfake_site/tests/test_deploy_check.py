@@ -1,4 +1,5 @@
-"""Production settings pass `manage.py check --deploy`; every response carries a Content-Security-Policy."""
+"""Production settings pass `manage.py check --deploy`, which fails (as the web application refuses to start) on a
+secret key anyone can know; every response carries a Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from deepfake_site.checks import secret_key_problem
 from deepfake_site.security import CONTENT_SECURITY_POLICY
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,71 @@ def test_check_deploy_flags_the_local_development_defaults():
     assert completed.returncode != 0
     for check_id in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016"):
         assert check_id in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "reason"),
+    [
+        (None, "SECRET_KEY is a development key"),
+        ("", "SECRET_KEY is a development key"),
+        ("change-me-to-a-long-random-string", "SECRET_KEY is the placeholder from .env.example"),
+    ],
+    ids=["unset", "empty", "env-example-placeholder"],
+)
+def test_check_deploy_fails_with_an_error_for_a_missing_or_known_secret_key(secret_key, reason):
+    environment = _production_environment()
+    if secret_key is None:
+        del environment["DJANGO_SECRET_KEY"]
+    else:
+        environment["DJANGO_SECRET_KEY"] = secret_key
+
+    completed = _manage("check", "--deploy", environment=environment)
+
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert f"(unmask.E001) {reason}" in completed.stderr
+    assert "DJANGO_SECRET_KEY to a long random value" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "refused"),
+    [
+        ("", True),
+        ("django-insecure-5x#q@generated-by-startproject-for-development-only-0123", True),
+        ("change-me-to-a-long-random-string", True),
+        ("short-but-custom", False),
+        (secrets.token_urlsafe(50), False),
+    ],
+)
+def test_a_secret_key_is_refused_when_it_is_missing_a_development_key_or_published(secret_key, refused):
+    assert bool(secret_key_problem(secret_key)) is refused
+
+
+def _start_web_application(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """Load the WSGI entry point as gunicorn does, and stop."""
+    return subprocess.run(
+        [sys.executable, "-c", "import deepfake_site.wsgi"],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_web_application_refuses_to_start_in_production_without_a_real_secret_key():
+    environment = _production_environment()
+    del environment["DJANGO_SECRET_KEY"]
+
+    refused = _start_web_application(environment)
+    production = _start_web_application(_production_environment())
+    local = _start_web_application({**environment, "DJANGO_DEBUG": "1", "DJANGO_SECURE": "0"})
+
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: Refusing to serve with DJANGO_DEBUG off: SECRET_KEY is a development key" in (
+        refused.stderr
+    )
+    assert production.returncode == 0, production.stderr
+    assert local.returncode == 0, local.stderr
 
 
 def test_production_settings_turn_on_https_only_cookies_hsts_and_the_proxy_header():

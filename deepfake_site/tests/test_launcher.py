@@ -7,11 +7,11 @@ with its RQ scheduler, webhook pool, reconciler) and SIGKILLs its scan worker.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,7 +153,6 @@ def test_the_launcher_restarts_a_killed_scan_worker_without_orphans_and_leaves_n
         UNMASK_WORKER_HEARTBEAT_INTERVAL="1",
     )
     tree = psutil.Process(launcher.pid)
-    health_url = f"http://127.0.0.1:{port}/api/v1/health/"
 
     def scan_worker_with_scheduler() -> psutil.Process | None:
         worker = _child_running(tree, "scan_worker")
@@ -180,8 +179,10 @@ def test_the_launcher_restarts_a_killed_scan_worker_without_orphans_and_leaves_n
         logs=start_process.logs,
     )
     assert web.is_running() and reconciler.is_running(), "web and reconciler must carry on"
-    with urllib.request.urlopen(health_url, timeout=10) as response:  # noqa: S310 (a loopback URL of this test)
-        assert response.status == 200
+    health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    health.request("GET", "/api/v1/health/")
+    assert health.getresponse().status == 200
+    health.close()
     assert "worker exited with code -9; restarting it in 1 s" in (start_process.logs / "launcher.log").read_text()
     seen |= {process.pid for process in _processes_of_this_test(launcher_var_dir)}
 

@@ -9,7 +9,7 @@ import pytest
 
 from scans.models import Scan
 from scans.services import scan_create
-from scans.tests.uploads import avi_bytes, image_bytes, short_clip, upload
+from scans.tests.uploads import avi_bytes, image_bytes, mkv_bytes, short_clip, upload
 from scans.uploads import FALLBACK_FILENAME, UploadRejected, display_filename
 
 pytestmark = pytest.mark.django_db
@@ -159,6 +159,26 @@ def test_it_rejects_a_video_container_with_no_decodable_frame(alice, tiny_models
 
     assert rejection.status_code == 400
     assert "could not be decoded" in rejection.message
+
+
+def test_it_accepts_an_mkv_video_whose_header_declares_its_true_length(alice, tiny_models, redis_conn):
+    scan = scan_create(owner=alice, uploaded_file=upload(mkv_bytes(frames=6, fps=10), "clip.mkv"))
+
+    assert (scan.kind, scan.content_type) == (Scan.Kind.VIDEO, "video/x-matroska")
+
+
+def test_it_rejects_a_video_whose_header_declares_more_frames_than_the_file_can_hold(alice, tiny_models):
+    content = mkv_bytes(frames=6, fps=10, duration_s=1e9)
+
+    rejection = _rejection(alice, content, "endless.mkv")
+
+    assert rejection.status_code == 400
+    assert rejection.message == (
+        "The video's header declares 10,000,000,000 frames, 1,000,000,000 seconds at 10 frames a second, more than "
+        f"a file of {len(content):,} bytes can hold: the header is wrong or the file is damaged. Re-encode or remux "
+        "it (e.g. with ffmpeg) and upload it again."
+    )
+    assert not Scan.objects.exists()
 
 
 @pytest.mark.parametrize(

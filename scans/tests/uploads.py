@@ -110,6 +110,58 @@ def mjpeg_avi(frames: list[bytes], *, width: int, height: int, fps: int = 10) ->
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+def mkv_bytes(
+    *, frames: int = 6, size: tuple[int, int] = (64, 48), fps: int = 10, duration_s: float | None = None
+) -> bytes:
+    """A Matroska file of Motion-JPEG frames whose Segment Info declares `duration_s` (by default the true one).
+
+    Written element by element (EBML, every size coded on 8 bytes), so the Duration can say anything while
+    the stream holds exactly `frames` frames.
+    """
+
+    def element(element_id: int, payload: bytes) -> bytes:
+        return (
+            element_id.to_bytes((element_id.bit_length() + 7) // 8, "big")
+            + b"\x01"
+            + len(payload).to_bytes(7, "big")
+            + payload
+        )
+
+    def unsigned(element_id: int, value: int) -> bytes:
+        return element(element_id, value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+    def text(element_id: int, value: str) -> bytes:
+        return element(element_id, value.encode())
+
+    width, height = size
+    declared_s = frames / fps if duration_s is None else duration_s
+    ebml_header = element(
+        0x1A45DFA3,
+        unsigned(0x4286, 1) + unsigned(0x42F7, 1) + unsigned(0x42F2, 4) + unsigned(0x42F3, 8)
+        + text(0x4282, "matroska") + unsigned(0x4287, 4) + unsigned(0x4285, 2),
+    )  # fmt: skip
+    # TimecodeScale 1 ms, so Duration (a float) counts milliseconds.
+    info = element(
+        0x1549A966,
+        unsigned(0x2AD7B1, 1_000_000) + element(0x4489, struct.pack(">d", declared_s * 1000))
+        + text(0x4D80, "unmask-tests") + text(0x5741, "unmask-tests"),
+    )  # fmt: skip
+    video = element(0xE0, unsigned(0xB0, width) + unsigned(0xBA, height))
+    track = element(
+        0xAE,
+        unsigned(0xD7, 1) + unsigned(0x73C5, 1) + unsigned(0x83, 1) + text(0x86, "V_MJPEG")
+        + unsigned(0x23E383, 1_000_000_000 // fps) + video,
+    )  # fmt: skip
+    blocks = b""
+    for index in range(frames):
+        pixels = np.full((height, width, 3), 40 * index % 255, dtype=np.uint8)
+        jpeg = cv2.imencode(".jpg", pixels)[1].tobytes()
+        # SimpleBlock: track 1, time relative to the cluster in ms, key frame.
+        blocks += element(0xA3, b"\x81" + struct.pack(">h", index * 1000 // fps) + b"\x80" + jpeg)
+    cluster = element(0x1F43B675, unsigned(0xE7, 0) + blocks)
+    return ebml_header + element(0x18538067, info + element(0x1654AE6B, track) + cluster)
+
+
 def upload(
     content: bytes, name: str = "upload.bin", content_type: str = "application/octet-stream"
 ) -> SimpleUploadedFile:

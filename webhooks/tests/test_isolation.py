@@ -103,13 +103,14 @@ def _scan_seconds(owner) -> float:
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_never_answering_endpoints_do_not_delay_another_users_scan(
-    alice, bob, tiny_models, redis_conn, start_process: ProcessStarter, never_answers, receiver
+    alice, bob, tiny_models, redis_conn, start_process: ProcessStarter, never_answers, receiver, settings
 ):
+    # The receivers of this test run on loopback (the default refuses them), here and in the workers below.
+    settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = True
     for number in range(HANGING_ENDPOINTS):
         webhook_endpoint_create(owner=alice, url=f"{never_answers.url}/hook/{number}")
     webhook_endpoint_create(owner=bob, url=receiver.url)
     environment = {
-        # The receivers of this test run on loopback (the default refuses them).
         "UNMASK_WEBHOOK_ALLOW_PRIVATE": "1",
         "UNMASK_WEBHOOK_TIMEOUT": "3",
         "UNMASK_WEBHOOK_RETRY_INTERVALS": "60",

@@ -33,22 +33,29 @@ from webhooks.services import (
 
 pytestmark = pytest.mark.django_db
 
+# What the receiver writes in the body of an error answer (the delivery log must never show it).
+RECEIVER_ERROR_ANSWER = b"receiver is down for maintenance; internal token abc123"
+
 
 class Receiver:
-    """An HTTP server on loopback that records every POST and answers with the next queued status code."""
+    """An HTTP server on loopback that records every POST and answers with the next queued answer: a status code,
+    or (status code, headers) such as a redirect's Location."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.answers: list[int] = []
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                code = receiver.answers.pop(0) if receiver.answers else 204
+                answer = receiver.answers.pop(0) if receiver.answers else 204
+                code, headers = answer if isinstance(answer, tuple) else (answer, {})
                 self.send_response(code)
-                message = b"receiver is down for maintenance" if code >= 400 else b""
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                message = RECEIVER_ERROR_ANSWER if code >= 400 else b""
                 self.send_header("Content-Length", str(len(message)))
                 self.end_headers()
                 self.wfile.write(message)
@@ -120,7 +127,7 @@ def test_a_failed_delivery_is_retried_and_every_attempt_is_logged(alice, run_web
     assert len(receiver.requests) == 2
     attempts = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("attempt"))
     assert [(row.attempt, row.succeeded, row.status_code) for row in attempts] == [(1, False, 500), (2, True, 204)]
-    assert "receiver is down" in attempts[0].error
+    assert attempts[0].error == "HTTP 500"
     assert json.loads(receiver.requests[1]["body"])["scan"]["error"] == "The file could not be analysed."
 
 
@@ -141,10 +148,12 @@ def test_a_retry_waits_for_the_next_back_off_interval(alice, run_webhook_worker,
     assert before + timedelta(seconds=110) < retry_at < before + timedelta(seconds=130)
 
 
-def test_private_addresses_are_refused_unless_allowed(alice, run_webhook_worker, receiver, settings):
+def test_a_loopback_endpoint_registered_while_allowed_gets_nothing_once_private_addresses_are_refused(
+    alice, run_webhook_worker, receiver, settings
+):
+    webhook_endpoint_create(owner=alice, url=receiver.url)
     settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = False
     settings.UNMASK_WEBHOOK_RETRY_INTERVALS = []
-    webhook_endpoint_create(owner=alice, url=receiver.url)
     scan_mark_failed(scan_id=make_scan_row(alice).pk, error_message="stopped")
 
     worker = run_webhook_worker()
@@ -153,7 +162,7 @@ def test_private_addresses_are_refused_unless_allowed(alice, run_webhook_worker,
     assert worker.failed_job_count == 1
     delivery = WebhookDelivery.objects.get()
     assert not delivery.succeeded and delivery.status_code is None
-    assert "private or reserved address" in delivery.error
+    assert delivery.error == "127.0.0.1 is a loopback address, which webhooks may not call (only public addresses are)."
 
 
 def test_the_log_outlives_a_deleted_scan(alice, run_webhook_worker, receiver):
