@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from ml.result import Analysis, ScoredFace, TrackResult
 from scans.evidence import evidence_file_response, evidence_names
-from scans.exports import export_response, scan_export_data, scan_export_pdf, scans_export_csv
+from scans.exports import export_response, scan_export_data, scan_export_pdf, scan_export_pdf_filename, scans_export_csv
 from scans.intake import upload_attempt
 from scans.models import Scan
 from scans.ratelimit import UploadThrottled
@@ -375,7 +375,9 @@ class ScanExportPdfApi(APIView):
     def get(self, request: Request, scan_id: str) -> HttpResponse:
         scan = _own_scan_or_404(request, scan_id)
         return export_response(
-            content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=f"unmask-scan-{scan.id}.pdf"
+            content=scan_export_pdf(scan=scan),
+            content_type="application/pdf",
+            filename=scan_export_pdf_filename(scan=scan),
         )
 
 

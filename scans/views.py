@@ -18,7 +18,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
 from scans.charts import timeline_chart
 from scans.evidence import evidence_file_response
-from scans.exports import export_json_bytes, export_response, scan_export_pdf, scans_export_csv
+from scans.exports import (
+    export_json_bytes,
+    export_response,
+    scan_export_pdf,
+    scan_export_pdf_filename,
+    scans_export_csv,
+)
 from scans.forms import ScanBulkDeleteForm, ScanFilterForm, ScanUploadForm
 from scans.intake import upload_attempt
 from scans.media_types import STREAMABLE_CONTENT_TYPES
@@ -341,7 +347,7 @@ def export_pdf(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """The scan as a one-page PDF report, as a download."""
     scan = _scan_or_404(request, scan_id)
     return export_response(
-        content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=f"unmask-scan-{scan.id}.pdf"
+        content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=scan_export_pdf_filename(scan=scan)
     )
 
 
