@@ -284,7 +284,9 @@ class ScanListApi(APIView):
             # The size is checked before `request.data`, which reads the whole body.
             with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
                 upload = self.InputSerializer(data=request.data)
-                upload.is_valid(raise_exception=True)
+                if not upload.is_valid():
+                    # Every refusal of an upload answers {"detail": ...}, a missing field too.
+                    return Response({"detail": _upload_error(upload.errors)}, status=status.HTTP_400_BAD_REQUEST)
                 scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload.validated_data["file"]))
         except UploadRejected as exc:
             return Response({"detail": exc.message}, status=exc.status_code)
@@ -391,6 +393,15 @@ class ScanExportCsvApi(APIView):
         return export_response(
             content=scans_export_csv(scans=scans), content_type="text/csv; charset=utf-8", filename="unmask-scans.csv"
         )
+
+
+def _upload_error(errors: dict[str, Any]) -> str:
+    """One sentence for an upload that is not a file in the `file` field."""
+    field_errors = errors.get("file") or []
+    codes = {getattr(error, "code", None) for error in field_errors}
+    if "required" in codes or "invalid" in codes or not field_errors:
+        return "Send the file to scan as multipart/form-data in a field named `file`."
+    return str(field_errors[0])
 
 
 def _own_scan_or_404(request: Request, scan_id: str) -> Scan:
