@@ -188,6 +188,11 @@ REST_FRAMEWORK = {
 }
 
 SPECTACULAR_SETTINGS = {
+    # Summaries and the 401/403 answers of every operation (deepfake_site/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deepfake_site.openapi.document_operations",
+    ],
     "TITLE": "Unmask API",
     "DESCRIPTION": "Upload a face photo or video and learn whether it is real or a deepfake.",
     "VERSION": "1",
