@@ -88,6 +88,14 @@ def test_an_uploaded_video_is_analysed(alice, data_dir, tiny_models, api_client_
     assert detail["status"] == "done", detail["error"]
     assert detail["models"]["video"]["label"] == video_version.label
     assert detail["result"]["media"]["frames_analyzed"] == 8
+    # The same story as the page and the PDF: who, the score that decides, how it was made, what drove it.
+    evidence = detail["evidence"]
+    [person] = evidence["faces"]
+    assert evidence["summary"].startswith("1 person, ")
+    assert evidence["scoring"] == detail["result"]["scoring"]
+    assert person["number"] == 1 and person["fake_probability"] == detail["fake_probability"]
+    assert person["score_explanation"].startswith("A sequence model that reads the frames in order contributed 50%")
+    assert all(frame["fake_probability"] > person["fake_probability"] for frame in person["key_frames"])
 
 
 # --- Bad input -----------------------------------------------------------------------------------------
