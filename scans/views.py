@@ -11,8 +11,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
@@ -115,6 +116,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         messages.success(
             request, f"“{scan.original_filename}” was uploaded and is queued for analysis.", extra_tags="while-running"
         )
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        # The page's own upload (with its progress bar) goes to the scan itself: a redirect followed inside
+        # the request would show, and so use up, the message above before the scan's page is opened.
+        return JsonResponse({"url": reverse("scans:detail", args=[scan.id])}, status=201)
     return redirect("scans:detail", scan_id=scan.id)
 
 

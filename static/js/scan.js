@@ -233,9 +233,8 @@
     });
     request.upload.addEventListener("load", function () { text.textContent = "Sent; starting the analysis…"; });
     request.addEventListener("load", function () {
-      if (request.status >= 200 && request.status < 300 && request.responseURL.indexOf("/scans/") !== -1 &&
-          request.responseURL !== form.action) {
-        window.location.assign(request.responseURL);
+      if (request.status === 201) {
+        window.location.assign(JSON.parse(request.responseText).url);
         return;
       }
       showUploadErrors(form, request.responseText, request.status);
@@ -249,6 +248,8 @@
     });
     request.open("POST", form.action);
     request.setRequestHeader("Accept", "text/html");
+    // The server answers an accepted upload with the scan's address instead of a redirect (scans/views.py).
+    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     request.send(new FormData(form));
   }
 
