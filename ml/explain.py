@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 # Crops are shown at least this big: the tiny test model's 48 px crop would be unreadable on a page.
 MIN_DISPLAY_PX = 192
-THUMBNAIL_MAX_SIDE_PX = 320
+# Key frames open large on the result page (a dialog up to ~760 px wide): kept at up to 640 px.
+THUMBNAIL_MAX_SIDE_PX = 640
 KEY_FRAMES_PER_TRACK = 6
 KEY_FRAME_VERDICTS = frozenset({"fake", "uncertain"})
 # Red, as in the heatmaps: the face that drove the verdict.

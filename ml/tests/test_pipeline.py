@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ml.errors import MediaError
-from ml.explain import MIN_DISPLAY_PX
+from ml.explain import MIN_DISPLAY_PX, THUMBNAIL_MAX_SIDE_PX
 from ml.faces import CropRule
 from ml.image_model import MANIPULATION_TYPES
 from ml.pipeline import judged, scope_notes, small_face_reason
@@ -112,7 +112,7 @@ def test_explaining_a_video_names_each_persons_crop_heatmap_and_key_frames(tiny_
         assert person.key_frames == ()
     assert analysis.scoring == tiny_analyzer.video_scoring
     for key_frame in person.key_frames:
-        assert max(analysis.explanation.images[key_frame.image].shape[:2]) <= 320
+        assert max(analysis.explanation.images[key_frame.image].shape[:2]) <= THUMBNAIL_MAX_SIDE_PX
 
 
 def test_a_failure_to_explain_keeps_the_verdict_and_notes_it(tiny_analyzer, real_photo: Path, monkeypatch) -> None:
