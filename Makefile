@@ -46,8 +46,11 @@ migrate: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 
 # Debian packages some tests drive for real: Chromium for the browser test (no browser download), nginx for the
-# test of deploy/nginx.conf. Installed when missing and we are root; otherwise those tests skip and say how.
-TEST_PACKAGES := chromium:chromium nginx:nginx-light
+# test of deploy/nginx.conf, npm for axe-core (the accessibility engine the browser tests run, from the npm
+# registry, into var/test-tools). Installed when missing and we are root; otherwise those tests skip and say how.
+TEST_PACKAGES := chromium:chromium nginx:nginx-light npm:npm
+AXE_CORE_VERSION := 4.14.1
+AXE_JS := var/test-tools/node_modules/axe-core/axe.min.js
 test-packages:
 	@missing=""; for pair in $(TEST_PACKAGES); do \
 	  command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; done; \
@@ -57,6 +60,10 @@ test-packages:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "Not installed and not root:$$missing; the tests that need them will be skipped (sudo apt-get install$$missing)"; fi; \
 	fi
+	@if [ ! -f $(AXE_JS) ] && command -v npm >/dev/null; then \
+	  echo "Installing axe-core $(AXE_CORE_VERSION) for the browser tests"; \
+	  npm install --silent --no-save --no-audit --no-fund --prefix var/test-tools axe-core@$(AXE_CORE_VERSION) \
+	    || echo "axe-core could not be installed; the accessibility checks will be skipped"; fi
 
 test: $(VENV)/.dev-installed test-packages
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) TF_CPP_MIN_LOG_LEVEL=2 \

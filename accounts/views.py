@@ -1,6 +1,8 @@
-"""Account pages: sign up, log in/out, password change, and the API token page."""
+"""Account pages: sign up, log in/out, password change and reset, and the API token page."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -98,3 +100,34 @@ def api_token(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:api_token")
     token, _created = Token.objects.get_or_create(user=request.user)
     return render(request, "accounts/api_token.html", {"token": token})
+
+
+# Password reset by e-mail: Django's views and tokens (one-time, expiring after PASSWORD_RESET_TIMEOUT), the
+# messages sent through EMAIL_BACKEND (the console unless SMTP is configured; see settings).
+password_reset = auth_views.PasswordResetView.as_view(
+    template_name="registration/password_reset_form.html",
+    email_template_name="registration/password_reset_email.txt",
+    subject_template_name="registration/password_reset_subject.txt",
+    success_url=reverse_lazy("accounts:password_reset_done"),
+)
+
+password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html")
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's set-a-new-password page from the e-mailed link; the API token is replaced, as on a change."""
+
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        token_rotate_after_password_change(user=form.user)
+        return response
+
+
+password_reset_confirm = PasswordResetConfirmView.as_view()
+
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
+    template_name="registration/password_reset_complete.html"
+)

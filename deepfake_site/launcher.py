@@ -174,6 +174,29 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def run_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment `make run` gives its children: `environ` with the local defaults filled in.
+
+    Django's debug mode is off unless `UNMASK_DEBUG=1` (or `DJANGO_DEBUG` is set explicitly): its error pages
+    show the settings and every URL to whoever can reach the server, and the branded 404 and 500 pages are
+    what a reviewer should see.
+    """
+    env = dict(environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "deepfake_site.settings")
+    debug = env.get("UNMASK_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    env.setdefault("DJANGO_DEBUG", "1" if debug else "0")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def web_command(addr: str, env: dict[str, str]) -> list[str]:
+    """runserver on `addr`; without debug mode it still serves the static files (`--insecure`: fine for a
+    local run, never for production, which serves them from nginx)."""
+    debug = env.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    return [*MANAGE, "runserver", addr, "--noreload", *([] if debug else ["--insecure"])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--addr", default=os.environ.get("UNMASK_ADDR", "127.0.0.1:8000"))
@@ -183,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
-    env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "deepfake_site.settings")
-    env.setdefault("DJANGO_DEBUG", "1")  # local run: serve static files from runserver
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env = run_environment(dict(os.environ))
     var_dir = Path(env.get("UNMASK_VAR_DIR", BASE_DIR / "var"))
     var_dir.mkdir(parents=True, exist_ok=True)
 
@@ -200,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     supervisor = Supervisor(
         {
-            "web": [*MANAGE, "runserver", options.addr, "--noreload"],
+            "web": web_command(options.addr, env),
             "worker": [*MANAGE, "scan_worker"],
             "webhooks": [*MANAGE, "webhook_worker"],
             "reconciler": [*MANAGE, "reconcile_scans", "--loop"],

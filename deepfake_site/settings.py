@@ -124,6 +124,19 @@ UNMASK_LOGIN_IP_USERNAME_LIMIT = envint("UNMASK_LOGIN_IP_USERNAME_LIMIT", 20)
 # 0 takes the client's address from the connection (REMOTE_ADDR) and ignores the header, which a client can forge.
 UNMASK_PROXY_COUNT = envint("UNMASK_PROXY_COUNT", 0)
 
+# E-mail (password reset links). Without an SMTP host the messages are written to the console (the web
+# process' output), which is what a local `make run` needs; set DJANGO_EMAIL_HOST for real delivery.
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", "")
+EMAIL_PORT = envint("DJANGO_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("DJANGO_EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = envint("DJANGO_EMAIL_TIMEOUT", 10)
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "Unmask <unmask@localhost>")
+
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "scans:dashboard"
 LOGOUT_REDIRECT_URL = "landing"
@@ -178,6 +191,11 @@ REST_FRAMEWORK = {
 }
 
 SPECTACULAR_SETTINGS = {
+    # Summaries and the 401/403 answers of every operation (deepfake_site/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deepfake_site.openapi.document_operations",
+    ],
     "TITLE": "Unmask API",
     "DESCRIPTION": "Upload a face photo or video and learn whether it is real or a deepfake.",
     "VERSION": "1",

@@ -2,7 +2,7 @@
 
 - photos: per face the crop the model scored and a Grad-CAM heatmap over it;
 - videos: per tracked person their most confident crop and its heatmap, and for a fake or uncertain person
-  the frames that scored highest (the ones that drove the verdict) as small thumbnails with the face boxed.
+  the frames that pushed their score up (`key_frames_of`) as small thumbnails with the face boxed.
 
 `ml.pipeline.Analyzer` calls these in the same pass as the analysis, on the crops it scored and the frame
 thumbnails it kept while decoding; each returns the faces with their image names filled in and the images.
@@ -23,14 +23,26 @@ import numpy as np
 
 from ml.gradcam import gradcam_heatmaps, overlay_heatmap
 from ml.metadata import read_metadata_hints, read_video_metadata_hints
-from ml.result import VIDEO, Analysis, Explanation, FaceResult, FrameResult, KeyFrame, ScoredFace, TrackResult
+from ml.result import (
+    MEAN_LIKE_AGGREGATES,
+    VIDEO,
+    Analysis,
+    Explanation,
+    FaceResult,
+    FrameResult,
+    KeyFrame,
+    ScoredFace,
+    TrackResult,
+    VideoScoring,
+)
 
 logger = logging.getLogger(__name__)
 
 # Crops are shown at least this big: the tiny test model's 48 px crop would be unreadable on a page.
 MIN_DISPLAY_PX = 192
-THUMBNAIL_MAX_SIDE_PX = 320
-KEY_FRAMES_PER_TRACK = 3
+# Key frames open large on the result page (a dialog up to ~760 px wide): kept at up to 640 px.
+THUMBNAIL_MAX_SIDE_PX = 640
+KEY_FRAMES_PER_TRACK = 6
 KEY_FRAME_VERDICTS = frozenset({"fake", "uncertain"})
 # Red, as in the heatmaps: the face that drove the verdict.
 BOX_COLOUR = (220, 38, 38)
@@ -110,8 +122,9 @@ def explain_tracks(
     explainer: Explainer,
     *,
     fps: float | None,
+    scoring: VideoScoring,
 ) -> tuple[tuple[TrackResult, ...], Explanation]:
-    """A video's people with their crop, heatmap and key frames named, and those images.
+    """A video's people with their crop, heatmap and key frames (`key_frames_of`) named, and those images.
 
     `representatives` holds, in track order, each person's most confident face as (frame number, the crop the
     model scored there); `thumbnails` the sampled frames by frame number.
@@ -136,7 +149,7 @@ def explain_tracks(
                     thumbnails[frame_number].boxed(boxes.get((frame_number, track.index))),
                 ),
             )
-            for frame_number, score in key_frames_of(track)
+            for frame_number, score in key_frames_of(track, scoring)
         )
         explained.append(
             replace(track, crop=crop_name, heatmap=heatmap_name, crop_frame=crop_frame, key_frames=key_frames)
@@ -144,13 +157,22 @@ def explain_tracks(
     return tuple(explained), images.explanation()
 
 
-def key_frames_of(track: TrackResult) -> list[tuple[int, float]]:
-    """The highest-scoring frames of a fake or uncertain person (the ones that drove its verdict), in time order."""
+def key_frames_of(track: TrackResult, scoring: VideoScoring) -> list[tuple[int, float]]:
+    """The frames that pushed a fake or uncertain person's score up, highest first, at most KEY_FRAMES_PER_TRACK.
+
+    For an average-like aggregate those are the frames scoring above the person's own probability (the ones
+    that raised it); for N-of-M, the frames at or over the frame threshold (the ones it counted). A person
+    called real has none: nothing drove a fake verdict.
+    """
     if track.verdict not in KEY_FRAME_VERDICTS:
         return []
     pairs = [(int(frame), float(score)) for frame, score in zip(track.frame_indices, track.frame_scores, strict=True)]
-    pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-    return sorted(pairs[:KEY_FRAMES_PER_TRACK])
+    if scoring.method in MEAN_LIKE_AGGREGATES:
+        pushing = [pair for pair in pairs if pair[1] > track.fake_probability]
+    else:
+        pushing = [pair for pair in pairs if pair[1] >= scoring.frame_threshold]
+    pushing.sort(key=lambda pair: (-pair[1], pair[0]))
+    return pushing[:KEY_FRAMES_PER_TRACK]
 
 
 def display_size(crop: np.ndarray) -> np.ndarray:

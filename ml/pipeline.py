@@ -44,8 +44,12 @@ from ml.result import (
     Manipulation,
     MediaInfo,
     ModelLabels,
+    ScoredFace,
     Timings,
     TrackResult,
+    VideoScoring,
+    deciding_face,
+    out_of_scope,
     rounded,
 )
 from ml.runtime import configure_tensorflow
@@ -82,13 +86,13 @@ def _seconds(value: float) -> float:
 
 
 def scope_notes(*, faces: int, width: int | None, height: int | None) -> list[str]:
-    """Notes for inputs outside the models' scope: more faces than the service is designed for (group photos,
-    crowds) and a very low-resolution picture. The verdict is still given."""
+    """Why a whole input is outside the models' scope: more faces than the service is designed for (group
+    photos, crowds) or a very low-resolution picture. Each downgrades a firm verdict to `uncertain`."""
     notes = []
     if faces > SCOPE_MAX_FACES:
         notes.append(
             f"{faces} faces found, more than the {SCOPE_MAX_FACES} this service is designed for: "
-            "crowd scenes are out of scope and each face is small, so treat the verdict with caution"
+            "crowd scenes are out of scope and each face is small"
         )
     if width and height and min(width, height) < SCOPE_MIN_SIDE_PX:
         notes.append(
@@ -96,6 +100,32 @@ def scope_notes(*, faces: int, width: int | None, height: int | None) -> list[st
             "too little detail for a reliable verdict"
         )
     return notes
+
+
+def small_face_reason(subject: str, box: Sequence[int]) -> str | None:
+    """Why a face is too small to judge (`subject`: "face 2", "person 1's face"), or None when it is not."""
+    side = int(min(box[2], box[3]))
+    if side >= SMALL_FACE_PX:
+        return None
+    return f"{subject} is {side} px across, smaller than the {SMALL_FACE_PX} px needed for a reliable verdict"
+
+
+def judged(
+    faces: Sequence[ScoredFace], own_reasons: Sequence[str | None], input_reasons: Sequence[str]
+) -> tuple[tuple[ScoredFace, ...], str, float, tuple[str, ...]]:
+    """The faces (or people) with out-of-scope ones downgraded, and the input's verdict, probability and the
+    reasons that downgraded it.
+
+    A face too small to judge, or any face of an input that is itself out of scope, cannot be called real
+    or fake: its verdict becomes `uncertain` and the reason is kept. The input's verdict is its deciding
+    face's (`ml.result.deciding_face`), so a clearly fake face elsewhere in the picture still makes it fake.
+    """
+    reasons_per_face = [[*([own] if own else []), *input_reasons] for own in own_reasons]
+    scoped = tuple(out_of_scope(face, reasons) for face, reasons in zip(faces, reasons_per_face, strict=True))
+    deciding = deciding_face(scoped)
+    position = next(index for index, face in enumerate(scoped) if face is deciding)
+    reasons = tuple(reasons_per_face[position])
+    return scoped, deciding.verdict, deciding.fake_probability, reasons
 
 
 def _manipulation(types: Sequence[str], probabilities: np.ndarray | None) -> Manipulation | None:
@@ -140,6 +170,11 @@ class Analyzer:
         self.frame_scorer = FrameScorer(self.video_model) if self.video_model is not None else None
         self.full_detection_every = max(1, int(full_detection_every))
         self.video_decision = Decision.from_settings(video_model.settings if video_model else image_model.settings)
+        # Without a video model a person's score is the trimmed mean of their frame logits (`_score_track`).
+        self.video_scoring = VideoScoring.from_settings(
+            video_model.settings if video_model else {"combine": {"sequence_weight": 0.0}},
+            frame_threshold=self.image_decision.threshold,
+        )
         detector_settings = dict(image_model.settings.get("detector") or {})
         self.detector = FaceDetector(
             detect_max_side=int(detector_settings.get("detect_max_side", 960)),
@@ -228,6 +263,9 @@ class Analyzer:
         notes: list[str] = []
         face_results: list[FaceResult] = []
         fake_probability = None
+        height, width = int(image.shape[0]), int(image.shape[1])
+        input_reasons = scope_notes(faces=len(faces), width=width, height=height)
+        downgraded: tuple[str, ...] = ()
         if faces:
             # All faces of the photo go through the model in one batched call.
             predictions = self.image_scorer.predict(np.stack(crops[rule]))
@@ -247,17 +285,16 @@ class Analyzer:
                         ),
                     )
                 )
-                if min(face.box[2], face.box[3]) < SMALL_FACE_PX:
-                    notes.append(f"face {index + 1} is smaller than {SMALL_FACE_PX} px: low confidence")
-            fake_probability = rounded(max(predictions.probabilities))
+            small = [small_face_reason(f"face {face.index + 1}", face.box) for face in face_results]
+            notes.extend(reason for reason in small if reason)
+            scoped, verdict, fake_probability, downgraded = judged(face_results, small, input_reasons)
+            face_results = list(scoped)
             if len(faces) > 1:
                 notes.append(f"{len(faces)} faces found: the image's verdict is that of its most suspicious face")
-            verdict = self.image_decision.verdict(fake_probability)
         else:
             verdict = "no_face"
             notes.append("no face was found, so the image was not scored")
-        height, width = int(image.shape[0]), int(image.shape[1])
-        notes.extend(scope_notes(faces=len(faces), width=width, height=height))
+        notes.extend(input_reasons)
         finished = time.perf_counter()
         analysis = Analysis(
             kind=IMAGE,
@@ -275,6 +312,7 @@ class Analyzer:
             decision=self.image_decision,
             models=self._model_labels,
             notes=tuple(notes),
+            out_of_scope=downgraded,
             crops={
                 crop_rule: tuple(np.stack([crop]) for crop in face_crops) for crop_rule, face_crops in crops.items()
             },
@@ -387,13 +425,15 @@ class Analyzer:
             predictions = all_predictions.slice(offset, offset + len(crops))
             offset += len(crops)
             people.append(self._score_track(track, predictions, frame_numbers, frame_faces))
-            if min(track.representative().box[2:]) < SMALL_FACE_PX:
-                notes.append(f"person {track.index + 1}'s face is smaller than {SMALL_FACE_PX} px: low confidence")
         if self.video_model is None:
             notes.append("no video model is active: frame scores are aggregated without the sequence model")
+        input_reasons = scope_notes(faces=len(people), width=info.width, height=info.height)
+        downgraded: tuple[str, ...] = ()
         if people:
-            fake_probability = rounded(max(person.fake_probability for person in people))
-            verdict = self.video_decision.verdict(fake_probability)
+            small = [small_face_reason(f"person {person.index + 1}'s face", person.box) for person in people]
+            notes.extend(reason for reason in small if reason)
+            scoped, verdict, fake_probability, downgraded = judged(people, small, input_reasons)
+            people = list(scoped)
             if len(people) > 1:
                 notes.append(
                     f"{len(people)} people tracked: the video is fake if any of them is, so its verdict "
@@ -403,7 +443,7 @@ class Analyzer:
             fake_probability = None
             verdict = "no_face"
             notes.append("no face was found in the sampled frames, so the video was not scored")
-        notes.extend(scope_notes(faces=len(people), width=info.width, height=info.height))
+        notes.extend(input_reasons)
         finished = time.perf_counter()
         analysis = Analysis(
             kind=VIDEO,
@@ -433,6 +473,8 @@ class Analyzer:
             decision=self.video_decision,
             models=self._model_labels,
             notes=tuple(notes),
+            out_of_scope=downgraded,
+            scoring=self.video_scoring,
             crops={
                 crop_rule: tuple(np.stack(crops) for crops in per_track) for crop_rule, per_track in track_crops.items()
             },
@@ -446,7 +488,13 @@ class Analyzer:
                 offset = track.faces.index(track.representative())
                 representatives.append((frame_numbers[track.frame_positions[offset]], crops[offset]))
             return explain_tracks(
-                analysis.faces, representatives, analysis.frames, thumbnails, self._frame_explainer(), fps=fps
+                analysis.faces,
+                representatives,
+                analysis.frames,
+                thumbnails,
+                self._frame_explainer(),
+                fps=fps,
+                scoring=self.video_scoring,
             )
 
         with_evidence = explained(analysis, path, explain_people, fatal_errors=self.fatal_errors)

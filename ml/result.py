@@ -19,6 +19,8 @@ from ml.faces import CropRule
 
 IMAGE = "image"
 VIDEO = "video"
+# How firm verdicts rank when several faces or people are combined: the input is as fake as its worst one.
+VERDICT_SEVERITY = {"real": 0, "uncertain": 1, "fake": 2}
 # Written in place of the evidence when drawing it failed; the verdict stands (see Analysis.without_explanation).
 EXPLANATION_FAILED_NOTE = "The face crops and heatmaps could not be generated for this scan; the verdict is unaffected."
 
@@ -121,6 +123,73 @@ class KeyFrame:
         )
 
 
+# What a version's settings say when they name no aggregate or no weight (as `ml.video_model.VideoModel` reads them).
+DEFAULT_AGGREGATE = "trimmed_mean_logit"
+DEFAULT_SEQUENCE_WEIGHT = 0.5
+# Aggregates whose frames that count are those above the person's own score (the others are N-of-M).
+MEAN_LIKE_AGGREGATES = frozenset({"mean_logit", "trimmed_mean_logit", "top_quarter_logit"})
+
+
+@dataclass(frozen=True)
+class VideoScoring:
+    """How a video version turns one person's frame scores into their fake probability, as the pages explain it.
+
+    `method` is the frame aggregate (`ml.video_model.AGGREGATES`), `frame_threshold` the probability at which
+    a single frame counts as fake (what N-of-M counts, and the line drawn on the timeline), `sequence_weight`
+    the share of the (logit) score that comes from the sequence model reading the frames in order.
+    """
+
+    method: str
+    frame_threshold: float
+    sequence_weight: float
+    trim: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, frame_threshold: float | None = None) -> VideoScoring:
+        """The scoring a video version's settings describe. `frame_threshold` stands in where they name none
+        (v1 versions: their frames are calibrated like the image model, so its threshold is the frame's)."""
+        aggregate = dict(settings.get("aggregate") or {})
+        combine = dict(settings.get("combine") or {})
+        threshold = settings.get("frame_threshold")
+        if threshold is None and "frame_logit_cut" in aggregate:
+            threshold = 1.0 / (1.0 + np.exp(-float(aggregate["frame_logit_cut"])))
+        if threshold is None:
+            threshold = frame_threshold if frame_threshold is not None else settings.get("threshold", 0.5)
+        method = str(aggregate.get("method") or DEFAULT_AGGREGATE)
+        trim = aggregate.get("trim", 0.2 if method == DEFAULT_AGGREGATE else None)
+        return cls(
+            method=method,
+            frame_threshold=rounded(threshold),
+            sequence_weight=float(combine.get("sequence_weight", DEFAULT_SEQUENCE_WEIGHT)),
+            trim=None if trim is None else float(trim),
+        )
+
+    def frames_over_threshold(self, frame_scores: Sequence[float]) -> int:
+        """How many frames score at or above the frame threshold (the N of "N of M frames")."""
+        return sum(1 for score in frame_scores if score >= self.frame_threshold)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "method": self.method,
+            "frame_threshold": self.frame_threshold,
+            "sequence_weight": self.sequence_weight,
+        }
+        if self.trim is not None:
+            document["trim"] = self.trim
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any] | None) -> VideoScoring | None:
+        if not document:
+            return None
+        return cls(
+            method=document["method"],
+            frame_threshold=document["frame_threshold"],
+            sequence_weight=document["sequence_weight"],
+            trim=document.get("trim"),
+        )
+
+
 @dataclass(frozen=True)
 class ScoredFace:
     """What a photo's face and a video's tracked person share: where, how sure, the verdict, and the evidence.
@@ -136,6 +205,9 @@ class ScoredFace:
     manipulation: Manipulation | None = None
     crop: str | None = None
     heatmap: str | None = None
+    # Why this face cannot be judged reliably (too small, the input too low-resolution or too crowded): a
+    # firm verdict is then downgraded to `uncertain`; the probability is kept, for the record.
+    out_of_scope: str | None = None
 
     def without_evidence(self) -> ScoredFace:
         return replace(self, crop=None, heatmap=None)
@@ -149,6 +221,8 @@ class ScoredFace:
             verdict=self.verdict,
             manipulation=None if self.manipulation is None else self.manipulation.to_json(),
         )
+        if self.out_of_scope is not None:
+            document["out_of_scope"] = self.out_of_scope
         return document
 
     def _evidence_json(self) -> dict[str, Any]:
@@ -165,7 +239,22 @@ class ScoredFace:
             "manipulation": Manipulation.from_json(document.get("manipulation")),
             "crop": document.get("crop"),
             "heatmap": document.get("heatmap"),
+            "out_of_scope": document.get("out_of_scope"),
         }
+
+
+def deciding_face(faces: Sequence[ScoredFace]) -> ScoredFace:
+    """The face or person an input's verdict and probability come from: the worst verdict (fake over uncertain
+    over real) and, among those, the highest probability; the first on a tie."""
+    return max(faces, key=lambda face: (VERDICT_SEVERITY.get(face.verdict, 1), face.fake_probability))
+
+
+def out_of_scope(face: ScoredFace, reasons: Sequence[str]) -> ScoredFace:
+    """`face` judged with `reasons` it cannot be judged reliably: a firm verdict becomes `uncertain`, the
+    probability stays, and the reasons are recorded; unchanged without reasons."""
+    if not reasons:
+        return face
+    return replace(face, verdict="uncertain", out_of_scope="; ".join(reasons))
 
 
 @dataclass(frozen=True)
@@ -328,7 +417,8 @@ class Explanation:
 class Analysis:
     """The result of analysing one photo (`faces` are FaceResults) or video (`faces` are TrackResults).
 
-    `verdict` is that of the most suspicious face or person, `no_face` (and no probability) when none was
+    `verdict` is the worst of the faces' or people's verdicts (fake over uncertain over real) and
+    `fake_probability` that of the face or person it comes from; `no_face` (and no probability) when none was
     found. `metadata` (the file's own metadata hints, never part of the verdict) and `explanation` are there
     when the analysis was asked to explain itself. `crops` holds the crops cut in the same pass, per crop rule,
     one (n x S x S x 3) array per face or person in time order, so another model can rescore them without
@@ -345,6 +435,11 @@ class Analysis:
     decision: Decision | None = None
     models: ModelLabels = field(default_factory=ModelLabels)
     notes: tuple[str, ...] = ()
+    # Why the verdict was downgraded to `uncertain` (the input is outside what the models can judge); empty
+    # when it was not. Each reason is in `notes` too.
+    out_of_scope: tuple[str, ...] = ()
+    # Videos: how each person's frame scores became their probability (None for photos and older results).
+    scoring: VideoScoring | None = None
     metadata: Mapping[str, Any] | None = None
     explanation: Explanation | None = None
     crops: Mapping[CropRule, tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -352,6 +447,11 @@ class Analysis:
     @property
     def is_video(self) -> bool:
         return self.kind == VIDEO
+
+    @property
+    def deciding_face(self) -> ScoredFace | None:
+        """The face or person the verdict comes from (see `deciding_face`); None without faces."""
+        return deciding_face(self.faces) if self.faces else None
 
     def without_explanation(self, note: str = EXPLANATION_FAILED_NOTE) -> Analysis:
         """The analysis as it stands when its evidence could not be made or kept: same verdict, a note why."""
@@ -378,7 +478,10 @@ class Analysis:
             decision=None if self.decision is None else self.decision.to_json(),
             models={"image": self.models.image, "video": self.models.video},
             notes=list(self.notes),
+            out_of_scope=list(self.out_of_scope),
         )
+        if self.scoring is not None:
+            document["scoring"] = self.scoring.to_json()
         if self.metadata is not None:
             document["metadata"] = dict(self.metadata)
         if self.explanation is not None:
@@ -407,6 +510,8 @@ class Analysis:
             else Decision(**{key: decision[key] for key in ("threshold", "uncertain_low", "uncertain_high")}),
             models=ModelLabels(image=models.get("image"), video=models.get("video")),
             notes=tuple(document.get("notes") or ()),
+            out_of_scope=tuple(document.get("out_of_scope") or ()),
+            scoring=VideoScoring.from_json(document.get("scoring")),
             metadata=document.get("metadata"),
             explanation=None
             if evidence is None

@@ -17,17 +17,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ml.result import Analysis, ScoredFace, TrackResult
+from ml.result import Analysis, ScoredFace, TrackResult, VideoScoring
 from scans.evidence import evidence_file_response, evidence_names
-from scans.exports import export_response, scan_export_data, scan_export_pdf, scans_export_csv
+from scans.exports import export_response, scan_export_data, scan_export_pdf, scan_export_pdf_filename, scans_export_csv
 from scans.intake import upload_attempt
 from scans.models import Scan
 from scans.ratelimit import UploadThrottled
-from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user
+from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user, scan_video_scoring
 from scans.services import scan_create, scan_delete, scans_delete_many
 from scans.upload_handlers import ScanUploadHandler
 from scans.uploads import UploadRejected
-from scans.wording import MANIPULATION_EXPLAINED
+from scans.wording import MANIPULATION_EXPLAINED, scoring_sentence, verdict_counts_text
 from training.models import ModelVersion
 
 
@@ -104,10 +104,22 @@ class KeyFrameOutputSerializer(serializers.Serializer):
 class EvidenceFaceOutputSerializer(serializers.Serializer):
     """A face (photo) or tracked person (video): where, how likely fake, and the images that explain it."""
 
-    index = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="From 0, as stored.")
+    number = serializers.IntegerField(help_text="From 1: how the pages and the PDF name this face or person.")
     box = serializers.ListField(child=serializers.IntegerField(), help_text="[x, y, width, height] in pixels.")
-    fake_probability = serializers.FloatField()
-    verdict = serializers.CharField(help_text="real, fake or uncertain: from the fake probability alone.")
+    fake_probability = serializers.FloatField(help_text="The score the verdict comes from.")
+    verdict = serializers.CharField(
+        help_text="real, fake or uncertain: from the fake probability, or uncertain when out of scope."
+    )
+    out_of_scope = serializers.CharField(
+        allow_null=True, help_text="Why this face cannot be judged reliably (its verdict is then uncertain)."
+    )
+    score_explanation = serializers.CharField(
+        required=False, help_text="Videos: one sentence on how the person's score was made from their frames."
+    )
+    frames_over_threshold = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Videos: how many of the person's frames reach the frame threshold."
+    )
     manipulation = ManipulationOutputSerializer(allow_null=True, help_text=MANIPULATION_EXPLAINED)
     crop_url = serializers.URLField(allow_null=True)
     heatmap_url = serializers.URLField(allow_null=True)
@@ -134,18 +146,32 @@ class DecisionOutputSerializer(serializers.Serializer):
     uncertain_high = serializers.FloatField()
 
 
+class ScoringOutputSerializer(serializers.Serializer):
+    """How a video version made each person's score from their frame scores."""
+
+    method = serializers.CharField(help_text="The frame aggregate: mean_logit, trimmed_mean_logit, ...")
+    frame_threshold = serializers.FloatField(help_text="A frame counts as fake at or above this score.")
+    sequence_weight = serializers.FloatField(help_text="The sequence model's share of the score (0: none).")
+    trim = serializers.FloatField(required=False, allow_null=True)
+
+
 class EvidenceOutputSerializer(serializers.Serializer):
     """Per face or person the evidence URLs, and for videos the per-frame timelines."""
 
+    summary = serializers.CharField(allow_blank=True, help_text='"2 people, 1 likely fake" (people are tracks).')
+    scoring = ScoringOutputSerializer(allow_null=True, help_text="Videos only; null for photos.")
     faces = EvidenceFaceOutputSerializer(many=True)
     timeline = TimelineOutputSerializer(many=True, allow_null=True, help_text="Videos only; null for photos.")
     decision = DecisionOutputSerializer(allow_null=True)
     heatmap_method = serializers.CharField(allow_null=True)
 
 
-def evidence_for_api(*, analysis: Analysis, url_for: Callable[[str], str]) -> dict[str, Any]:
+def evidence_for_api(
+    *, analysis: Analysis, url_for: Callable[[str], str], scoring: VideoScoring | None = None
+) -> dict[str, Any]:
     """The `evidence` of a scan in the API's shape (EvidenceOutputSerializer); `url_for(name)` turns a recorded
-    evidence name into an absolute URL of the caller's choosing."""
+    evidence name into an absolute URL of the caller's choosing. It says what the page and the PDF say: the
+    score each person's verdict comes from, how it was made (`scoring`), and the frames that drove it."""
     recorded = evidence_names(analysis)
 
     def url(name: str | None) -> str | None:
@@ -156,6 +182,10 @@ def evidence_for_api(*, analysis: Analysis, url_for: Callable[[str], str]) -> di
     for face in analysis.faces:
         entry = _evidence_face(face, url)
         if isinstance(face, TrackResult):
+            entry["score_explanation"] = scoring_sentence(face, scoring)
+            entry["frames_over_threshold"] = (
+                None if scoring is None else scoring.frames_over_threshold(face.frame_scores)
+            )
             entry["key_frames"] = [
                 {
                     "index": frame.index,
@@ -177,6 +207,8 @@ def evidence_for_api(*, analysis: Analysis, url_for: Callable[[str], str]) -> di
             )
         faces.append(entry)
     return {
+        "summary": verdict_counts_text(analysis.faces, video=analysis.is_video) if analysis.faces else "",
+        "scoring": None if scoring is None else scoring.to_json(),
         "faces": faces,
         "timeline": timelines if analysis.is_video else None,
         "decision": None if analysis.decision is None else analysis.decision.to_json(),
@@ -187,9 +219,11 @@ def evidence_for_api(*, analysis: Analysis, url_for: Callable[[str], str]) -> di
 def _evidence_face(face: ScoredFace, url: Callable[[str | None], str | None]) -> dict[str, Any]:
     return {
         "index": face.index,
+        "number": face.index + 1,
         "box": list(face.box),
         "fake_probability": face.fake_probability,
         "verdict": face.verdict,
+        "out_of_scope": face.out_of_scope,
         "manipulation": None if face.manipulation is None else face.manipulation.to_json(),
         "crop_url": url(face.crop),
         "heatmap_url": url(face.heatmap),
@@ -237,8 +271,10 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
     @extend_schema_field(EvidenceOutputSerializer)
     def get_evidence(self, scan: Scan) -> dict[str, Any]:
         request = self.context["request"]
+        analysis = scan.analysis
         evidence = evidence_for_api(
-            analysis=scan.analysis,
+            analysis=analysis,
+            scoring=scan_video_scoring(scan=scan, analysis=analysis),
             url_for=lambda name: request.build_absolute_uri(reverse("api:scan-evidence", args=[scan.pk, name])),
         )
         return EvidenceOutputSerializer(evidence).data
@@ -284,7 +320,9 @@ class ScanListApi(APIView):
             # The size is checked before `request.data`, which reads the whole body.
             with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
                 upload = self.InputSerializer(data=request.data)
-                upload.is_valid(raise_exception=True)
+                if not upload.is_valid():
+                    # Every refusal of an upload answers {"detail": ...}, a missing field too.
+                    return Response({"detail": _upload_error(upload.errors)}, status=status.HTTP_400_BAD_REQUEST)
                 scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload.validated_data["file"]))
         except UploadRejected as exc:
             return Response({"detail": exc.message}, status=exc.status_code)
@@ -375,7 +413,9 @@ class ScanExportPdfApi(APIView):
     def get(self, request: Request, scan_id: str) -> HttpResponse:
         scan = _own_scan_or_404(request, scan_id)
         return export_response(
-            content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=f"unmask-scan-{scan.id}.pdf"
+            content=scan_export_pdf(scan=scan),
+            content_type="application/pdf",
+            filename=scan_export_pdf_filename(scan=scan),
         )
 
 
@@ -389,6 +429,15 @@ class ScanExportCsvApi(APIView):
         return export_response(
             content=scans_export_csv(scans=scans), content_type="text/csv; charset=utf-8", filename="unmask-scans.csv"
         )
+
+
+def _upload_error(errors: dict[str, Any]) -> str:
+    """One sentence for an upload that is not a file in the `file` field."""
+    field_errors = errors.get("file") or []
+    codes = {getattr(error, "code", None) for error in field_errors}
+    if "required" in codes or "invalid" in codes or not field_errors:
+        return "Send the file to scan as multipart/form-data in a field named `file`."
+    return str(field_errors[0])
 
 
 def _own_scan_or_404(request: Request, scan_id: str) -> Scan:

@@ -16,7 +16,8 @@ from scans.batches import batch_create, batch_get_for_user, batch_list_for_user,
 from scans.exports import export_response, scans_export_csv
 from scans.intake import BatchRejected, batch_request_size_check
 from scans.media_types import UPLOAD_ACCEPT
-from scans.models import Batch
+from scans.models import Batch, Scan
+from scans.wording import batch_summary_text
 
 RECENT_BATCHES = 20
 
@@ -49,7 +50,12 @@ def batch_new(request: HttpRequest) -> HttpResponse:
             error, status = exc.message, exc.status_code
         else:
             accepted = batch.scans.count()
-            messages.success(request, f"{accepted} file{'s' if accepted != 1 else ''} queued for analysis.")
+            # Tagged so the page drops it once every scan has finished (static/js/scan.js).
+            messages.success(
+                request,
+                f"{accepted} file{'s' if accepted != 1 else ''} queued for analysis.",
+                extra_tags="while-running",
+            )
             return redirect("scans:batch", batch_id=batch.pk)
     context = {
         "form": BatchUploadForm(),
@@ -65,7 +71,14 @@ def batch_new(request: HttpRequest) -> HttpResponse:
 def batch_detail(request: HttpRequest, batch_id: UUID) -> HttpResponse:
     """The batch's progress, its scans with their verdicts, and the files it refused."""
     batch = _batch_or_404(request, batch_id)
-    context = {"batch": batch, "progress": batch_progress(batch=batch), "scans": batch_scans(batch=batch)}
+    progress = batch_progress(batch=batch)
+    context = {
+        "batch": batch,
+        "progress": progress,
+        "running": progress.by_status.get(Scan.Status.QUEUED, 0) + progress.by_status.get(Scan.Status.PROCESSING, 0),
+        "summary": batch_summary_text(progress),
+        "scans": batch_scans(batch=batch),
+    }
     return render(request, "scans/batch.html", context)
 
 

@@ -1,11 +1,13 @@
-"""Geometry of the detail page's server-drawn SVG timeline (templates/scans/_timeline.html): fake probability
-per tracked person over the video's time axis, with the decision threshold and the uncertain band."""
+"""Geometry of the detail page's server-drawn SVG timeline (templates/scans/_timeline.html): per tracked person
+their frame scores over the video's time axis and, as a level line, the score their verdict comes from; with
+the frame threshold and the uncertain band that person's score is read against."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ml.result import Analysis, TrackResult
+from ml.result import Analysis, TrackResult, VideoScoring
+from scans.wording import percent_text
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 220
@@ -13,11 +15,13 @@ _PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 44, 12, 12, 30
 TICK_COUNT = 5
 
 
-def timeline_chart(analysis: Analysis) -> dict[str, Any] | None:
+def timeline_chart(analysis: Analysis, *, scoring: VideoScoring | None = None) -> dict[str, Any] | None:
     """Coordinates for the timeline of a video analysis, or None when there is nothing to draw.
 
     x is the video's time axis (frame number / fps, over the whole duration), y the fake probability from 0
-    (bottom) to 1 (top); the key frames are flagged so the template can highlight them.
+    (bottom) to 1 (top). Each person has their frame scores (the key frames flagged, each with its time so
+    the page can seek the player there) and a level line at their own score, the number their verdict
+    comes from; `scoring` gives the frame threshold line.
     """
     people: list[TrackResult] = [face for face in analysis.faces if analysis.is_video and face.frame_scores]
     if not people:
@@ -48,16 +52,19 @@ def timeline_chart(analysis: Analysis) -> dict[str, Any] | None:
                 "y": y_of(score),
                 "frame": frame,
                 "time_s": round(seconds(frame), 2),
-                "percent": round(score * 100, 1),
+                "percent": percent_text(score),
                 "key": frame in key,
+                # Where the player seeks to; None without a frame rate (the x axis is then frame numbers).
+                "seek_s": round(frame / fps, 3) if fps else None,
             }
             # Not strict: a stored result with mismatched lists still draws what pairs up.
             for frame, score in zip(person.frame_indices, person.frame_scores, strict=False)
         ]
         tracks.append(
             {
-                "index": person.index,
+                "number": person.index + 1,
                 "verdict": person.verdict or "unknown",
+                "level": {"y": y_of(person.fake_probability), "percent": percent_text(person.fake_probability)},
                 "points": " ".join(f"{marker['x']},{marker['y']}" for marker in markers),
                 "markers": markers,
             }
@@ -78,9 +85,9 @@ def timeline_chart(analysis: Analysis) -> dict[str, Any] | None:
         "top": _PLOT_TOP,
         "bottom": CHART_HEIGHT - _PLOT_BOTTOM,
         "time_unit": "s" if fps else "frame",
-        "threshold": None
-        if decision is None
-        else {"y": y_of(decision.threshold), "percent": round(decision.threshold * 100, 1)},
+        "frame_threshold": None
+        if scoring is None
+        else {"y": y_of(scoring.frame_threshold), "percent": percent_text(scoring.frame_threshold)},
         "band": band,
         "tracks": tracks,
         "x_ticks": [

@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from rq.queue import Queue
 
+from ml.result import Analysis, VideoScoring
 from scans.heartbeats import live_worker_count
 from scans.models import Scan
 from scans.queues import SCAN_QUEUE, redis_eviction_policy, redis_eviction_warning, scan_queue_names
@@ -63,6 +64,21 @@ def scan_get_for_user(*, user: AbstractBaseUser | AnonymousUser, scan_id: uuid.U
     if not user.is_authenticated:
         raise Scan.DoesNotExist(f"no scan {scan_id!r}")
     return Scan.objects.select_related("image_model_version", "video_model_version").get(pk=scan_uuid, owner=user)
+
+
+def scan_video_scoring(*, scan: Scan, analysis: Analysis) -> VideoScoring | None:
+    """How the scan's people were scored: as its stored analysis recorded it, or, for a result stored before
+    analyses recorded it, as the video version the scan used describes it. None for photos."""
+    if not analysis.is_video:
+        return None
+    if analysis.scoring is not None:
+        return analysis.scoring
+    if scan.video_model_version is None:
+        return None
+    image_settings = scan.image_model_version.settings if scan.image_model_version else {}
+    return VideoScoring.from_settings(
+        scan.video_model_version.settings or {}, frame_threshold=float((image_settings or {}).get("threshold", 0.5))
+    )
 
 
 def platform_health() -> dict[str, Any]:

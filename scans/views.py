@@ -11,24 +11,39 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult
+from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
 from scans.charts import timeline_chart
 from scans.evidence import evidence_file_response
-from scans.exports import export_json_bytes, export_response, scan_export_pdf, scans_export_csv
+from scans.exports import (
+    export_json_bytes,
+    export_response,
+    scan_export_pdf,
+    scan_export_pdf_filename,
+    scans_export_csv,
+)
 from scans.forms import ScanBulkDeleteForm, ScanFilterForm, ScanUploadForm
 from scans.intake import upload_attempt
 from scans.media_types import STREAMABLE_CONTENT_TYPES
 from scans.models import Scan
 from scans.protected_media import private_file_response
 from scans.ratelimit import UploadThrottled
-from scans.selectors import scan_get_for_user, scan_list_for_user
+from scans.selectors import scan_get_for_user, scan_list_for_user, scan_video_scoring
 from scans.services import scan_create, scan_delete, scans_delete_many
-from scans.uploads import UploadRejected
-from scans.wording import MANIPULATION_EXPLAINED, VERDICT_HEADLINES, manipulation_text
+from scans.uploads import UploadRejected, display_filename
+from scans.wording import (
+    MANIPULATION_EXPLAINED,
+    OUT_OF_SCOPE_HEADLINE,
+    VERDICT_HEADLINES,
+    manipulation_text,
+    percent_text,
+    scoring_sentence,
+    verdict_counts_text,
+)
 
 HISTORY_PAGE_SIZE = 20
 
@@ -59,8 +74,16 @@ def _render_dashboard(request: HttpRequest, upload_form: ScanUploadForm, *, stat
         "has_any_scan": page.paginator.count > 0 or (bool(filters) and scan_list_for_user(user=request.user).exists()),
         "max_image_bytes": settings.UNMASK_MAX_IMAGE_BYTES,
         "max_video_bytes": settings.UNMASK_MAX_VIDEO_BYTES,
+        # A refused upload is shown again with the name of the file that was chosen (a browser never
+        # refills a file field), so the reviewer knows which file the error is about.
+        "chosen_filename": _chosen_filename(upload_form),
     }
     return render(request, "scans/dashboard.html", context, status=status)
+
+
+def _chosen_filename(upload_form: ScanUploadForm) -> str:
+    uploaded = upload_form.files.get("file") if upload_form.is_bound else None
+    return display_filename(uploaded.name) if uploaded is not None and uploaded.name else ""
 
 
 @login_required
@@ -89,12 +112,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             f"“{scan.original_filename}” was already analysed with the same models, so its earlier result is shown.",
         )
     else:
-        messages.success(request, f"“{scan.original_filename}” was uploaded and is queued for analysis.")
+        # Tagged so the detail page drops it once the scan has finished (static/js/scan.js).
+        messages.success(
+            request, f"“{scan.original_filename}” was uploaded and is queued for analysis.", extra_tags="while-running"
+        )
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        # The page's own upload (with its progress bar) goes to the scan itself: a redirect followed inside
+        # the request would show, and so use up, the message above before the scan's page is opened.
+        return JsonResponse({"url": reverse("scans:detail", args=[scan.id])}, status=201)
     return redirect("scans:detail", scan_id=scan.id)
 
 
-def _percent(probability: float | None) -> float | None:
-    return None if probability is None else round(float(probability) * 100, 1)
+def _meter(probability: float | None) -> float | None:
+    """Width of a probability bar, in percent (the text beside it is `percent_text`)."""
+    return None if probability is None else round(min(max(float(probability), 0.0), 1.0) * 100, 2)
 
 
 def _box_style(box: tuple[int, ...], media: MediaInfo) -> str | None:
@@ -109,15 +140,18 @@ def _box_style(box: tuple[int, ...], media: MediaInfo) -> str | None:
     return f"left: {left:.2f}%; top: {top:.2f}%; width: {box_width:.2f}%; height: {box_height:.2f}%;"
 
 
-def _face_row(face: ScoredFace, media: MediaInfo) -> dict[str, Any]:
+def _face_row(face: ScoredFace, media: MediaInfo, scoring: VideoScoring | None) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "number": face.index,
+        # People and faces are numbered from 1 wherever a person reads them (the stored index is from 0).
+        "number": face.index + 1,
         "box": face.box,
         "box_style": _box_style(face.box, media),
-        "confidence": _percent(face.confidence),
-        "percent": _percent(face.fake_probability),
+        "confidence": None if face.confidence is None else percent_text(face.confidence),
+        "percent": percent_text(face.fake_probability),
+        "meter": _meter(face.fake_probability),
         "verdict": face.verdict,
         "verdict_label": VERDICT_LABELS.get(face.verdict, face.verdict or "—"),
+        "out_of_scope": face.out_of_scope,
         "manipulation": manipulation_text(face.manipulation),
         "crop": face.crop,
         "heatmap": face.heatmap,
@@ -128,20 +162,22 @@ def _face_row(face: ScoredFace, media: MediaInfo) -> dict[str, Any]:
         frame_indices = face.frame_indices or range(len(face.frame_scores))
         row.update(
             n_frames=face.n_frames or None,
-            sequence_percent=_percent(face.sequence_probability),
-            aggregate_percent=_percent(face.aggregate_probability),
+            scoring_sentence=scoring_sentence(face, scoring),
+            frames_over=None if scoring is None else scoring.frames_over_threshold(face.frame_scores),
+            sequence_percent=None if face.sequence_probability is None else percent_text(face.sequence_probability),
+            aggregate_percent=None if face.aggregate_probability is None else percent_text(face.aggregate_probability),
             key_frames=[
                 {
                     "index": frame.index,
                     "time_s": frame.time_s,
                     "image": frame.image,
-                    "percent": _percent(frame.fake_probability),
+                    "percent": percent_text(frame.fake_probability),
                 }
                 for frame in face.key_frames
             ],
             # Not strict: a result with mismatched lists still renders what pairs up instead of failing the page.
             frame_bars=[
-                {"frame": frame, "percent": _percent(score)}
+                {"frame": frame, "percent": percent_text(score), "height": _meter(score)}
                 for frame, score in zip(frame_indices, face.frame_scores, strict=False)
             ],
         )
@@ -153,7 +189,9 @@ def _frame_rows(analysis: Analysis) -> list[dict[str, Any]]:
         {
             "index": frame.index,
             "time_s": frame.time_s,
-            "faces": [{"track": face.track, "percent": _percent(face.fake_probability)} for face in frame.faces],
+            "faces": [
+                {"number": face.track + 1, "percent": percent_text(face.fake_probability)} for face in frame.faces
+            ],
         }
         for frame in analysis.frames
     ]
@@ -168,30 +206,70 @@ def _timing_rows(timings: Timings) -> list[dict[str, Any]]:
     ]
 
 
+def _track_boxes(analysis: Analysis) -> dict[str, Any] | None:
+    """What the video player's face overlay needs (static/js/scan.js): per person their box at each sampled
+    frame's time, in the video's pixels."""
+    if not analysis.is_video or not analysis.frames or not (analysis.media.width and analysis.media.height):
+        return None
+    verdicts = {face.index: face.verdict for face in analysis.faces}
+    boxes: dict[int, list[list[float]]] = {}
+    for frame in analysis.frames:
+        if frame.time_s is None:
+            continue
+        for face in frame.faces:
+            if len(face.box) == 4:
+                boxes.setdefault(face.track, []).append([frame.time_s, *face.box])
+    return {
+        "width": analysis.media.width,
+        "height": analysis.media.height,
+        # Sampled frames are this far apart; the overlay holds a box for at most about one gap.
+        "frame_gap_s": _frame_gap(analysis),
+        "tracks": [
+            {"number": track + 1, "verdict": verdicts.get(track, ""), "boxes": track_boxes}
+            for track, track_boxes in sorted(boxes.items())
+        ],
+    }
+
+
+def _frame_gap(analysis: Analysis) -> float:
+    times = sorted({frame.time_s for frame in analysis.frames if frame.time_s is not None})
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False) if later > earlier]
+    return round(max(gaps), 3) if gaps else 1.0
+
+
 def _detail_context(scan: Scan) -> dict[str, Any]:
     analysis = scan.analysis
     decision = analysis.decision
     progress = scan.progress or {}
+    scoring = scan_video_scoring(scan=scan, analysis=analysis)
+    out_of_scope = list(analysis.out_of_scope) if scan.verdict == Scan.Verdict.UNCERTAIN else []
     return {
         "scan": scan,
-        "verdict_headline": VERDICT_HEADLINES.get(scan.verdict, ""),
-        "percent": _percent(scan.fake_probability),
+        "verdict_headline": OUT_OF_SCOPE_HEADLINE if out_of_scope else VERDICT_HEADLINES.get(scan.verdict, ""),
+        "out_of_scope": out_of_scope,
+        "percent": None if scan.fake_probability is None else percent_text(scan.fake_probability),
+        "meter": _meter(scan.fake_probability),
+        "counts": verdict_counts_text(analysis.faces, video=analysis.is_video) if analysis.faces else "",
         "media": analysis.media,
         "decision": {
-            "threshold": _percent(decision.threshold) if decision else None,
-            "uncertain_low": _percent(decision.uncertain_low) if decision else None,
-            "uncertain_high": _percent(decision.uncertain_high) if decision else None,
+            "threshold": percent_text(decision.threshold) if decision else None,
+            "uncertain_low": percent_text(decision.uncertain_low) if decision else None,
+            "uncertain_high": percent_text(decision.uncertain_high) if decision else None,
         },
-        "faces": [_face_row(face, analysis.media) for face in analysis.faces],
+        "scoring": scoring,
+        "frame_threshold": None if scoring is None else percent_text(scoring.frame_threshold),
+        "faces": [_face_row(face, analysis.media, scoring) for face in analysis.faces],
         "any_manipulation": any(face.manipulation for face in analysis.faces),
         "manipulation_explained": MANIPULATION_EXPLAINED,
         "frames": _frame_rows(analysis),
-        "timeline": timeline_chart(analysis),
+        "timeline": timeline_chart(analysis, scoring=scoring),
+        "track_boxes": _track_boxes(analysis),
         "metadata": analysis.metadata,
         "timings": _timing_rows(analysis.timings),
         "image_model": analysis.models.image or (scan.image_model_version.label if scan.image_model_version else None),
         "video_model": analysis.models.video or (scan.video_model_version.label if scan.video_model_version else None),
-        "notes": list(analysis.notes),
+        # The reasons of a downgrade are the headline's subtitle; the other notes are listed below it.
+        "notes": [note for note in analysis.notes if note not in out_of_scope],
         "progress": progress,
         "progress_percent": _progress_percent(progress),
     }
@@ -274,7 +352,7 @@ def export_pdf(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """The scan as a one-page PDF report, as a download."""
     scan = _scan_or_404(request, scan_id)
     return export_response(
-        content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=f"unmask-scan-{scan.id}.pdf"
+        content=scan_export_pdf(scan=scan), content_type="application/pdf", filename=scan_export_pdf_filename(scan=scan)
     )
 
 

@@ -16,14 +16,17 @@ import mimetypes
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -231,7 +234,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return response
 
     @admin.action(description="Activate the selected version (one per kind)")
-    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> TemplateResponse | None:
+        """Asks first (an intermediate page), with a warning for each selected version the comparison with
+        the active one marks worse on some metric; activates on the confirming POST."""
         selected = list(queryset)
         per_kind = Counter(model_version.kind for model_version in selected)
         crowded = sorted(kind for kind, count in per_kind.items() if count > 1)
@@ -241,10 +246,42 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 f"Only one version per kind can be active; select a single {' and a single '.join(crowded)} version.",
                 level=messages.ERROR,
             )
-            return
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self._activation_confirmation(request, selected)
         for model_version in selected:
             model_version_activate(model_version=model_version)
             self.message_user(request, f"{model_version} is now the active {model_version.kind} model.")
+        return None
+
+    def _activation_confirmation(self, request: HttpRequest, selected: list[ModelVersion]) -> TemplateResponse:
+        candidates = []
+        for model_version in selected:
+            active = model_version_active(kind=model_version.kind)
+            comparison = (
+                []
+                if active is None or active.pk == model_version.pk
+                else model_version_comparison(model_version=model_version, active=active)
+            )
+            candidates.append(
+                {
+                    "version": model_version,
+                    "active": active,
+                    "worse": [row for row in comparison if row.better is False],
+                    "better": [row for row in comparison if row.better is True],
+                    "compared": bool(comparison),
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Activate this model version?",
+            "opts": self.model._meta,
+            "candidates": candidates,
+            "any_worse": any(candidate["worse"] for candidate in candidates),
+            "selected_ids": [model_version.pk for model_version in selected],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/training/modelversion/activate_confirmation.html", context)
 
     @admin.action(description="Roll back: reactivate the previously active version of the selected kinds")
     def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
@@ -484,5 +521,30 @@ def _change(row: MetricComparison) -> str:
     return f"{row.change:+.4f} ({'better' if row.better else 'worse'})"
 
 
+# Lists longer than this (per-video rows, training curves) are summarised in the tables, not spelled out.
+_TABLE_LIST_ITEMS = 8
+
+
 def _pretty_json(value: object) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    """A version's metrics or settings as a table of dotted keys and values (nested sections flattened)."""
+    rows = list(_flattened(value))
+    if not rows:
+        return "-"
+    body = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>', rows)
+    return format_html('<table class="model-version-table"><tbody>{}</tbody></table>', body)
+
+
+def _flattened(value: object, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _flattened(value[key], f"{prefix}.{key}" if prefix else str(key))
+        return
+    if isinstance(value, list) and (
+        len(value) > _TABLE_LIST_ITEMS or any(isinstance(item, dict | list) for item in value)
+    ):
+        yield prefix, f"{len(value)} item{'' if len(value) == 1 else 's'}"
+        return
+    if isinstance(value, float):
+        yield prefix, f"{value:.6g}"
+        return
+    yield prefix, value if isinstance(value, str) else json.dumps(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +173,43 @@ def previous_active_version(*, kind: str) -> ModelVersion | None:
         .order_by("-activated_at")
         .first()
     )
+
+
+# Card sections that say what a model gets wrong; a card without one is summarised by its opening paragraphs.
+_WEAKNESS_HEADINGS = re.compile(r"limit|weakness|fail|cannot|known|caveat|out of scope", re.IGNORECASE)
+_CARD_SUMMARY_CHARS = 700
+
+
+def model_card_weaknesses(*, model_version: ModelVersion, cards_dir: Path = SHIPPED_DIR) -> str | None:
+    """What the version's model card says it gets wrong, as plain text (for the PDF report's limits section).
+
+    The card is `MODEL_CARD_<kind>.md` in `cards_dir` when its title names this version: its opening paragraph
+    (where the cards state what the model is and its status), then its sections about limits or failures.
+    None where no card describes the version (a version uploaded in the admin).
+    """
+    path = cards_dir / f"MODEL_CARD_{model_version.kind}.md"
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or model_version.label not in lines[0]:
+        return None
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in lines[1:]:
+        if line.startswith("## "):
+            sections.append((line[3:], []))
+        else:
+            sections[-1][1].append(line)
+    lead = "\n".join(sections[0][1]).strip().split("\n\n")[0].splitlines()
+    chosen = [lead, *(body for heading, body in sections if heading and _WEAKNESS_HEADINGS.search(heading))]
+    text = " ".join(_plain(line) for body in chosen for line in body if line.strip() and not line.startswith("|"))
+    text = " ".join(text.split())
+    if len(text) > _CARD_SUMMARY_CHARS:
+        text = text[:_CARD_SUMMARY_CHARS].rsplit(" ", 1)[0] + "\u2026"
+    return text or None
+
+
+def _plain(markdown: str) -> str:
+    """A Markdown line as text: no emphasis, code marks, heading marks or link targets."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
+    text = re.sub(r"[*`#>]", "", text)
+    return text.strip()

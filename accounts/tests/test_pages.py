@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -223,3 +225,38 @@ def test_token_page_never_shows_another_users_token(client, alice, bob):
     bob_key = Token.objects.create(user=bob).key
     client.force_login(alice)
     assert bob_key not in client.get(reverse("accounts:api_token")).content.decode()
+
+
+def test_the_login_page_links_to_password_reset(client):
+    page = client.get(reverse("accounts:login")).content.decode()
+
+    assert f'href="{reverse("accounts:password_reset")}">Forgot your password?</a>' in page
+
+
+def test_a_password_reset_mails_a_one_time_link_that_sets_a_new_password(client, alice, mailoutbox):
+    Token.objects.create(user=alice)
+    old_key = Token.objects.get(user=alice).key
+
+    response = client.post(reverse("accounts:password_reset"), {"email": "alice@example.com"})
+
+    assert response.status_code == 302 and response["Location"] == reverse("accounts:password_reset_done")
+    [message] = mailoutbox
+    assert message.to == ["alice@example.com"] and "Unmask" in message.subject
+    link = re.search(r"https?://[^/\s]+(/accounts/password/reset/\S+/)", message.body).group(1)
+    form_page = client.get(link, follow=True)
+    assert "Choose a new password" in form_page.content.decode()
+    set_password = client.post(
+        form_page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    )
+    assert set_password["Location"] == reverse("accounts:password_reset_complete")
+    assert client.login(username="alice", password=NEW_PASSWORD)
+    assert Token.objects.get(user=alice).key != old_key
+    client.logout()
+    assert "This link no longer works" in client.get(link, follow=True).content.decode()
+
+
+def test_a_password_reset_for_an_unknown_address_says_the_same_and_sends_nothing(client, alice, mailoutbox):
+    response = client.post(reverse("accounts:password_reset"), {"email": "nobody@example.com"}, follow=True)
+
+    assert "If an account uses that address" in response.content.decode()
+    assert mailoutbox == []

@@ -192,3 +192,15 @@ def test_the_launcher_restarts_a_killed_scan_worker_without_orphans_and_leaves_n
 
     assert _processes_of_this_test(launcher_var_dir) == []
     assert not any(pid_exists(pid) for pid in seen)
+
+
+def test_make_run_is_not_in_debug_mode_unless_asked_and_still_serves_static_files():
+    from deepfake_site.launcher import run_environment, web_command
+
+    quiet = run_environment({})
+    asked = run_environment({"UNMASK_DEBUG": "1"})
+
+    assert quiet["DJANGO_DEBUG"] == "0" and asked["DJANGO_DEBUG"] == "1"
+    assert run_environment({"DJANGO_DEBUG": "1"})["DJANGO_DEBUG"] == "1"
+    assert "--insecure" in web_command("127.0.0.1:8000", quiet)
+    assert "--insecure" not in web_command("127.0.0.1:8000", asked)

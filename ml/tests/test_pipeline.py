@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from ml.errors import MediaError
-from ml.explain import MIN_DISPLAY_PX
+from ml.explain import MIN_DISPLAY_PX, THUMBNAIL_MAX_SIDE_PX
 from ml.faces import CropRule
 from ml.image_model import MANIPULATION_TYPES
-from ml.pipeline import scope_notes
-from ml.result import Analysis, Decision
+from ml.pipeline import judged, scope_notes, small_face_reason
+from ml.result import Analysis, Decision, FaceResult
 
 IMAGE_KEYS = {"kind", "verdict", "fake_probability", "faces", "media", "timings", "decision", "models", "notes"}
 
@@ -104,12 +104,15 @@ def test_explaining_a_video_names_each_persons_crop_heatmap_and_key_frames(tiny_
     [person] = analysis.faces
     assert person.crop_frame in person.frame_indices
     assert {person.crop, person.heatmap} <= set(analysis.explanation.files)
+    # The tiny model averages its frames: the key frames are exactly those scoring above the person.
+    above = [score for score in person.frame_scores if score > person.fake_probability]
     if person.verdict in {"fake", "uncertain"}:
-        assert max(person.frame_scores) in [frame.fake_probability for frame in person.key_frames]
+        assert [frame.fake_probability for frame in person.key_frames] == sorted(above, reverse=True)[:6]
     else:
         assert person.key_frames == ()
+    assert analysis.scoring == tiny_analyzer.video_scoring
     for key_frame in person.key_frames:
-        assert max(analysis.explanation.images[key_frame.image].shape[:2]) <= 320
+        assert max(analysis.explanation.images[key_frame.image].shape[:2]) <= THUMBNAIL_MAX_SIDE_PX
 
 
 def test_a_failure_to_explain_keeps_the_verdict_and_notes_it(tiny_analyzer, real_photo: Path, monkeypatch) -> None:
@@ -179,3 +182,58 @@ def test_scope_notes_flag_crowds_and_very_low_resolution() -> None:
     assert "12 faces found" in " ".join(scope_notes(faces=12, width=1920, height=1080))
     assert "very low resolution (96x80 px" in " ".join(scope_notes(faces=1, width=96, height=80))
     assert scope_notes(faces=1, width=640, height=480) == []
+
+
+def _face(index: int, probability: float, verdict: str, side: int = 120) -> FaceResult:
+    return FaceResult(index=index, box=(10, 10, side, side), fake_probability=probability, verdict=verdict)
+
+
+def test_a_face_too_small_to_judge_downgrades_a_confident_verdict_to_uncertain_with_the_reason() -> None:
+    tiny = _face(0, 0.947, "fake", side=28)
+    small = [small_face_reason("face 1", tiny.box)]
+
+    [face], verdict, probability, reasons = judged([tiny], small, [])
+
+    assert verdict == "uncertain" and face.verdict == "uncertain"
+    assert probability == 0.947
+    assert reasons == ("face 1 is 28 px across, smaller than the 40 px needed for a reliable verdict",)
+    assert face.out_of_scope == reasons[0]
+
+
+def test_a_clearly_fake_face_beside_a_tiny_one_still_makes_the_photo_fake() -> None:
+    faces = [_face(0, 0.99, "fake", side=28), _face(1, 0.90, "fake")]
+    small = [small_face_reason(f"face {face.index + 1}", face.box) for face in faces]
+
+    scoped, verdict, probability, reasons = judged(faces, small, [])
+
+    assert [face.verdict for face in scoped] == ["uncertain", "fake"]
+    assert (verdict, probability, reasons) == ("fake", 0.90, ())
+
+
+def test_an_out_of_scope_input_downgrades_a_real_verdict_too() -> None:
+    crowd = scope_notes(faces=12, width=1920, height=1080)
+
+    _scoped, verdict, _probability, reasons = judged([_face(0, 0.02, "real")], [None], crowd)
+
+    assert verdict == "uncertain" and reasons == tuple(crowd)
+
+
+def test_a_tiny_face_in_a_photo_is_answered_uncertain_with_the_reason(
+    tiny_analyzer, real_photo: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    with Image.open(real_photo) as photo:
+        small = photo.convert("RGB").resize((round(photo.width * 0.35), round(photo.height * 0.35)))
+    canvas = Image.new("RGB", (320, 240), (128, 128, 128))
+    canvas.paste(small, (100, 60))
+    path = tmp_path / "tiny-face.png"
+    canvas.save(path)
+
+    result = tiny_analyzer.analyze_image(path)
+
+    [face] = result.faces
+    assert min(face.box[2:]) < 40
+    assert result.verdict == face.verdict == "uncertain"
+    assert len(result.out_of_scope) == 1 and "smaller than the 40 px" in result.out_of_scope[0]
+    assert result.to_json()["out_of_scope"] == list(result.out_of_scope)

@@ -88,16 +88,31 @@ def test_an_uploaded_video_is_analysed(alice, data_dir, tiny_models, api_client_
     assert detail["status"] == "done", detail["error"]
     assert detail["models"]["video"]["label"] == video_version.label
     assert detail["result"]["media"]["frames_analyzed"] == 8
+    # The same story as the page and the PDF: who, the score that decides, how it was made, what drove it.
+    evidence = detail["evidence"]
+    [person] = evidence["faces"]
+    assert evidence["summary"].startswith("1 person, ")
+    assert evidence["scoring"] == detail["result"]["scoring"]
+    assert person["number"] == 1 and person["fake_probability"] == detail["fake_probability"]
+    assert person["score_explanation"].startswith("A sequence model that reads the frames in order contributed 50%")
+    assert all(frame["fake_probability"] > person["fake_probability"] for frame in person["key_frames"])
 
 
 # --- Bad input -----------------------------------------------------------------------------------------
 
 
-def test_upload_without_a_file_is_400(alice, tiny_models, api_client_for):
+def test_upload_without_a_file_is_400_with_the_same_detail_shape_as_every_error(alice, tiny_models, api_client_for):
     response = api_client_for(alice).post(LIST_URL, {}, format="multipart")
 
     assert response.status_code == 400
-    assert "file" in response.json()
+    assert response.json() == {"detail": "Send the file to scan as multipart/form-data in a field named `file`."}
+
+
+def test_a_text_field_named_file_is_400_with_a_detail(alice, tiny_models, api_client_for):
+    response = api_client_for(alice).post(LIST_URL, {"file": "not a file"}, format="multipart")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"detail"}
 
 
 def test_upload_as_json_is_415(alice, tiny_models, api_client_for):

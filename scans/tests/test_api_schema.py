@@ -75,3 +75,20 @@ def test_every_api_view_is_described_without_schema_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
 
     assert (tmp_path / "schema.yaml").stat().st_size > 0
+
+
+@pytest.mark.django_db
+def test_every_operation_has_a_summary_and_documents_its_401(client):
+    schema = client.get(reverse("api-schema"), {"format": "json"}).json()
+
+    operations = [
+        (path, method, operation) for path, methods in schema["paths"].items() for method, operation in methods.items()
+    ]
+    assert operations
+    for path, method, operation in operations:
+        assert operation.get("summary"), f"{method.upper()} {path} has no summary"
+        authenticated = bool(operation.get("security")) and {} not in operation["security"]
+        if authenticated:
+            assert "401" in operation["responses"], f"{method.upper()} {path} does not document its 401"
+    assert "401" not in schema["paths"]["/api/v1/health/"]["get"]["responses"]
+    assert "403" in schema["paths"]["/api/v1/metrics/"]["get"]["responses"]

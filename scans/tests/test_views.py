@@ -203,7 +203,7 @@ def test_history_shows_verdict_in_words_probability_kind_and_status(client, alic
     client.force_login(alice)
     page = client.get(reverse("scans:dashboard")).content.decode()
     assert '<span class="badge badge-fake">Fake</span>' in page
-    assert "93%" in page
+    assert "93.4%" in page
     assert "Image" in page
     assert "status-done" in page
 
@@ -281,7 +281,7 @@ def test_detail_shows_verdict_band_faces_boxes_timings_and_models(client, alice)
     assert "87.5%" in page
     assert "Scores from 40.0% to 60.0% fall in the" in page
     assert "the decision threshold is 50.0%" in page
-    assert "face smaller than 40 px: low confidence" in page
+    assert "Face smaller than 40 px: low confidence" in page
     assert f'<img src="{reverse("scans:file", args=[scan.id])}"' in page
     assert 'style="left: 25.00%; top: 25.00%; width: 10.00%; height: 10.00%;"' in page
     assert 'style="left: 75.00%; top: 60.00%; width: 15.00%; height: 30.00%;"' in page
@@ -348,6 +348,7 @@ def test_detail_of_a_video_lists_tracks_and_frames(client, alice):
         "decision": {"threshold": 0.5, "uncertain_low": 0.4, "uncertain_high": 0.6},
         "models": {"image": "tiny-image@1", "video": "tiny-video@1"},
         "notes": [],
+        "scoring": {"method": "trimmed_mean_logit", "frame_threshold": 0.75, "sequence_weight": 0.5, "trim": 0.2},
     }
     scan = make_scan(
         alice,
@@ -361,11 +362,14 @@ def test_detail_of_a_video_lists_tracks_and_frames(client, alice):
     client.force_login(alice)
     page = client.get(reverse("scans:detail", args=[scan.id])).content.decode()
     assert "People tracked" in page
-    assert "84.0%" in page and "80.0%" in page
+    assert "A sequence model that reads the frames in order contributed 50% of this score" in page
+    assert "Frame aggregate 80.0%, sequence model 84.0%" in page
+    assert "1 over the frame threshold" in page
     assert 'title="frame 12: 90.0%"' in page
     assert "Analysed frames (2)" in page
     assert "0.48 s" in page
-    assert "#0: 70.0%" in page
+    assert "person 1: 70.0%" in page and "#0" not in page
+    assert "1 person, 1 likely fake" in page
     assert "tiny-video@1" in page
     assert "10.0 s at 25 fps" in page
     assert f'<video class="media-video" src="{reverse("scans:file", args=[scan.id])}"' in page
@@ -510,3 +514,56 @@ def test_unknown_scan_id_is_404(client, alice, route):
     client.force_login(alice)
     response = client.get(reverse(route, args=["00000000-0000-0000-0000-000000000000"]))
     assert response.status_code == 404
+
+
+def test_an_out_of_scope_photo_headlines_uncertain_with_the_reason_as_subtitle(client, alice):
+    reason = "face 1 is 28 px across, smaller than the 40 px needed for a reliable verdict"
+    face = {**IMAGE_RESULT["faces"][0], "fake_probability": 0.947, "verdict": "uncertain", "out_of_scope": reason}
+    result = {
+        **IMAGE_RESULT,
+        "verdict": "uncertain",
+        "fake_probability": 0.947,
+        "faces": [face],
+        "notes": [reason],
+        "out_of_scope": [reason],
+    }
+    scan = make_scan(alice, verdict=Scan.Verdict.UNCERTAIN, fake_probability=0.947, result=result)
+    client.force_login(alice)
+
+    page = client.get(reverse("scans:detail", args=[scan.id])).content.decode()
+
+    assert "Uncertain: this input is outside what the model can judge" in page
+    assert "Likely a deepfake" not in page
+    subtitle = page[page.index("data-out-of-scope>") :]
+    assert subtitle.startswith("data-out-of-scope>Face 1 is 28 px across")
+    assert page.count("Face 1 is 28 px across") == 2  # the subtitle, and beside the face's own verdict
+
+
+def test_a_scan_stored_before_scoring_was_recorded_explains_it_from_its_video_version(client, alice, tiny_models):
+    image_version, video_version = tiny_models
+    video_version.settings = {**video_version.settings, "combine": {"sequence_weight": 0.0}}
+    video_version.settings["aggregate"] = {"method": "share_over_threshold", "frame_logit_cut": 0.0}
+    video_version.save()
+    person = {
+        "index": 0,
+        "box": [0, 0, 80, 80],
+        "fake_probability": 0.7,
+        "verdict": "fake",
+        "frame_indices": [0, 5, 10],
+        "frame_scores": [0.9, 0.6, 0.2],
+    }
+    result = {"kind": "video", "verdict": "fake", "fake_probability": 0.7, "faces": [person], "media": {"fps": 5.0}}
+    scan = make_scan(
+        alice,
+        kind="video",
+        content_type="video/mp4",
+        verdict="fake",
+        fake_probability=0.7,
+        result=result,
+    )
+    Scan.objects.filter(pk=scan.pk).update(image_model_version=image_version, video_model_version=video_version)
+    client.force_login(alice)
+
+    page = client.get(reverse("scans:detail", args=[scan.id])).content.decode()
+
+    assert "This score combines the 3 frame scores: the share of frames over the frame threshold (2 of 3)." in page

@@ -92,12 +92,11 @@ def test_a_recorded_version_cannot_be_deleted_from_under_a_scan(alice, tiny_mode
 # --- Admin ---------------------------------------------------------------------------------------------
 
 
-def _run_activate_action(admin_client, versions: list[ModelVersion]):
-    return admin_client.post(
-        reverse("admin:training_modelversion_changelist"),
-        {"action": "activate", "_selected_action": [version.pk for version in versions]},
-        follow=True,
-    )
+def _run_activate_action(admin_client, versions: list[ModelVersion], *, confirm: bool = True):
+    form = {"action": "activate", "_selected_action": [version.pk for version in versions]}
+    if confirm:
+        form["confirm"] = "yes"
+    return admin_client.post(reverse("admin:training_modelversion_changelist"), form, follow=True)
 
 
 def test_the_admin_action_activates_the_selected_version(admin_client, tiny_models, second_image_version):
@@ -154,3 +153,31 @@ def test_the_scan_admin_filters_and_searches(admin_client, alice, tiny_models, r
     assert found.status_code == missing.status_code == 200
     assert found.context["cl"].result_count == 1
     assert missing.context["cl"].result_count == 0
+
+
+def test_the_admin_asks_before_activating_and_activates_only_on_confirmation(
+    admin_client, tiny_models, second_image_version
+):
+    image_version, _video_version = tiny_models
+
+    question = _run_activate_action(admin_client, [second_image_version], confirm=False)
+
+    page = question.content.decode()
+    assert "Activate this model version?" in page and 'name="confirm" value="yes"' in page
+    assert model_version_active(kind="image") == image_version
+    assert "data-activation-worse" not in page
+
+
+def test_the_confirmation_warns_when_the_comparison_marks_the_candidate_worse(
+    admin_client, tiny_models, second_image_version
+):
+    image_version, _video_version = tiny_models
+    ModelVersion.objects.filter(pk=image_version.pk).update(metrics={"evaluate:val": {"auc": 0.95}})
+    ModelVersion.objects.filter(pk=second_image_version.pk).update(metrics={"evaluate:val": {"auc": 0.80}})
+
+    page = _run_activate_action(admin_client, [second_image_version], confirm=False).content.decode()
+
+    assert "The comparison marks this version worse" in page
+    assert "auc on evaluate:val (0.9500 → 0.8000)" in page
+    assert "Activate anyway" in page
+    assert model_version_active(kind="image") == image_version

@@ -175,3 +175,17 @@ def test_plots_are_for_staff_only_and_only_known_names(client, admin_client, ali
     assert refused.status_code == 302 and "login" in refused["Location"]
     assert unknown.status_code == 404
     assert missing.status_code == 404
+
+
+def test_a_versions_metrics_and_settings_are_shown_as_tables(admin_client, tiny_models):
+    image_version, _video_version = tiny_models
+    ModelVersion.objects.filter(pk=image_version.pk).update(
+        metrics={"evaluate:val": {"auc": 0.912345678, "per_file": [{"name": "a"}]}}
+    )
+
+    page = admin_client.get(reverse("admin:training_modelversion_change", args=[image_version.pk])).content.decode()
+
+    assert '<th scope="row">evaluate:val.auc</th><td>0.912346</td>' in page
+    assert '<th scope="row">evaluate:val.per_file</th><td>1 item</td>' in page
+    assert '<th scope="row">crop_rule.size</th><td>48</td>' in page
+    assert "<pre>" not in page
