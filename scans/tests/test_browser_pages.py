@@ -6,11 +6,13 @@ reviewer would: the People tracked table shows its Verdict at 1366 px, a timelin
 the keyboard, the face box is drawn over the playing video, evidence and key frames open large with a heatmap
 opacity slider, a refused upload keeps its file, the batch header follows its scans without a reload.
 Screenshots of every page go to test-artifacts/; the two in the README (an image and a video result) are
-written to docs/screenshots/ by this run, so they stay current.
+written to docs/screenshots/ only when UNMASK_UPDATE_SCREENSHOTS=1 is set, so a test run leaves the checkout
+clean (`UNMASK_UPDATE_SCREENSHOTS=1 make test PYTEST_ARGS=scans/tests/test_browser_pages.py` refreshes them).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,11 @@ from webhooks.services import webhook_endpoint_create
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
-README_SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+README_SCREENSHOTS = (
+    Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+    if os.environ.get("UNMASK_UPDATE_SCREENSHOTS") == "1"
+    else ARTIFACTS
+)
 # Where `make test` installs axe-core (npm registry); UNMASK_AXE_JS points elsewhere.
 AXE_JS = Path(django_settings.BASE_DIR) / "var" / "test-tools" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "correct-horse-battery-9"
@@ -57,7 +63,6 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
 
 def _axe_source() -> str:
-    import os
 
     path = Path(os.environ.get("UNMASK_AXE_JS") or AXE_JS)
     if not path.is_file():
