@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -190,6 +191,22 @@ def run_environment(environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def local_secret_key(var_dir: Path) -> str:
+    """This install's own secret key for `make run`, made once and kept in var/secret_key (readable by its owner).
+
+    With debug mode off the web server refuses the settings' development key (deepfake_site.checks), and a key
+    made afresh on every start would sign everyone out and void every password-reset link at each restart.
+    """
+    key_file = var_dir / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two launchers starting at once cannot both write one; mode 0600 from the first byte.
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
 def web_command(addr: str, env: dict[str, str]) -> list[str]:
     """runserver on `addr`; without debug mode it still serves the static files (`--insecure`: fine for a
     local run, never for production, which serves them from nginx)."""
@@ -209,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     env = run_environment(dict(os.environ))
     var_dir = Path(env.get("UNMASK_VAR_DIR", BASE_DIR / "var"))
     var_dir.mkdir(parents=True, exist_ok=True)
+    if not env.get("DJANGO_SECRET_KEY"):
+        env["DJANGO_SECRET_KEY"] = local_secret_key(var_dir)
 
     embedded_redis = None
     if not env.get("REDIS_URL"):

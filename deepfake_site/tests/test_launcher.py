@@ -178,7 +178,10 @@ def test_the_launcher_restarts_a_killed_scan_worker_without_orphans_and_leaves_n
         what="the launcher to start a new scan worker",
         logs=start_process.logs,
     )
-    assert web.is_running() and reconciler.is_running(), "web and reconciler must carry on"
+    launcher_log = (start_process.logs / "launcher.log").read_text()
+    assert web.is_running(), f"the web server must carry on; launcher log:\n{launcher_log[-4000:]}"
+    assert reconciler.is_running(), f"the reconciler must carry on; launcher log:\n{launcher_log[-4000:]}"
+    assert "web exited" not in launcher_log, "the web server was restarted: it must start once and stay up"
     health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     health.request("GET", "/api/v1/health/")
     assert health.getresponse().status == 200
@@ -204,3 +207,18 @@ def test_make_run_is_not_in_debug_mode_unless_asked_and_still_serves_static_file
     assert run_environment({"DJANGO_DEBUG": "1"})["DJANGO_DEBUG"] == "1"
     assert "--insecure" in web_command("127.0.0.1:8000", quiet)
     assert "--insecure" not in web_command("127.0.0.1:8000", asked)
+
+
+def test_make_run_signs_with_a_random_key_of_its_own_that_survives_restarts(tmp_path):
+    from deepfake_site.checks import secret_key_problem
+    from deepfake_site.launcher import local_secret_key
+
+    first = local_secret_key(tmp_path)
+
+    # The web server refuses the settings' development key with debug mode off; this one it accepts.
+    assert secret_key_problem(first) == "" and len(first) >= 50
+    assert local_secret_key(tmp_path) == first, "a new key on each start would sign everyone out"
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0, "only its owner may read the key"
+    another_install = tmp_path / "another-install"
+    another_install.mkdir()
+    assert local_secret_key(another_install) != first
