@@ -146,23 +146,44 @@ def fit_platt(
     weights = weights * (len(weights) / max(weights.sum(), 1e-12))
     positives, negatives = float((weights * labels).sum()), float((weights * (1.0 - labels)).sum())
     targets = np.where(labels > 0.5, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
+    # Fitted on standardised logits, then mapped back: a network's logits can reach the tens, where a full Newton
+    # step from scale 1 lands on saturated probabilities and diverges (it once returned a scale of 7.7e9).
+    centre, spread = float(np.average(logits, weights=weights)), float(np.sqrt(np.cov(logits, aweights=weights)))
+    spread = spread if math.isfinite(spread) and spread > 1e-12 else 1.0
+    standard = (logits - centre) / spread
+
+    def loss(scale: float, bias: float) -> float:
+        margins = scale * standard + bias
+        # log(1 + e^m) - t m, computed without overflow.
+        return float(np.sum(weights * (np.logaddexp(0.0, margins) - targets * margins)))
+
     scale, bias = 1.0, 0.0
+    current = loss(scale, bias)
     for _ in range(iterations):
-        probabilities = sigmoid(scale * logits + bias)
+        probabilities = sigmoid(scale * standard + bias)
         residual = weights * (probabilities - targets)
-        gradient = np.array([np.sum(residual * logits), np.sum(residual)])
+        gradient = np.array([np.sum(residual * standard), np.sum(residual)])
         curvature = weights * probabilities * (1.0 - probabilities) + 1e-12
         hessian = np.array(
             [
-                [np.sum(curvature * logits * logits), np.sum(curvature * logits)],
-                [np.sum(curvature * logits), np.sum(curvature)],
+                [np.sum(curvature * standard * standard), np.sum(curvature * standard)],
+                [np.sum(curvature * standard), np.sum(curvature)],
             ]
         )
         hessian += np.eye(2) * 1e-9
         step = np.linalg.solve(hessian, gradient)
-        scale, bias = scale - step[0], bias - step[1]
-        if np.max(np.abs(step)) < 1e-10:
+        # Backtracking: never accept a step that makes the log-loss worse.
+        length = 1.0
+        while length > 1e-8 and loss(scale - length * step[0], bias - length * step[1]) > current:
+            length /= 2.0
+        if length <= 1e-8:
             break
+        scale, bias = scale - length * step[0], bias - length * step[1]
+        current = loss(scale, bias)
+        if np.max(np.abs(length * step)) < 1e-10:
+            break
+    # Back to the raw logits: scale * (x - centre) / spread + bias.
+    scale, bias = scale / spread, bias - scale * centre / spread
     if not (math.isfinite(scale) and math.isfinite(bias)) or scale <= 0:
         # Scores that do not rank the classes (or rank them backwards) carry no usable evidence:
         # answer the base rate for everything rather than trust them.

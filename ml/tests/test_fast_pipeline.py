@@ -8,7 +8,6 @@ Grad-CAM against the eager computation, and the decoding thread.
 from __future__ import annotations
 
 import gc
-import json
 import weakref
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ml.faces import (
     prefetched,
 )
 from ml.pipeline import Analyzer, ModelSpec
+from training.shipped import default_entries, read_manifest
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 VAL = Path("images") / "stylegan-celeba" / "val"
@@ -33,9 +33,10 @@ pytestmark = pytest.mark.real_models
 
 @pytest.fixture(scope="module")
 def shipped_analyzer() -> Analyzer:
-    specs = {}
-    for entry in json.loads((WEIGHTS / "manifest.json").read_text())["models"]:
-        specs[entry["kind"]] = ModelSpec(str(WEIGHTS / entry["weights"]), entry["settings"], entry["name"])
+    specs = {
+        kind: ModelSpec(str(WEIGHTS / entry["weights"]), entry["settings"], entry["name"])
+        for kind, entry in default_entries(read_manifest()).items()
+    }
     return Analyzer(specs["image"], specs["video"])
 
 

@@ -88,3 +88,20 @@ def test_the_capped_threshold_keeps_every_real_source_under_the_false_positive_c
     assert (b_reals >= capped).mean() <= 0.05
     a_reals = probabilities[(groups == "a") & (labels == 0)]
     assert (a_reals >= capped).mean() <= 0.05
+
+
+def test_platt_scaling_converges_on_logits_in_the_tens_with_weighted_sources() -> None:
+    # A fine-tuned network's logits: GAN and diffusion fakes near +20, face swaps near +1.7, reals near -1, three
+    # sources weighted equally. Plain Newton from scale 1 diverged on exactly this (scale 1.4e10).
+    rng = np.random.default_rng(0)
+    logits = np.r_[
+        rng.normal(21, 3, 200), rng.normal(18, 3, 40), rng.normal(1.7, 2, 300),
+        rng.normal(-1.8, 2, 200), rng.normal(-1.5, 3, 40), rng.normal(-0.9, 2, 300),
+    ]  # fmt: skip
+    labels = np.r_[np.ones(540), np.zeros(540)]
+    sources = np.r_[np.zeros(200), np.ones(40), np.full(300, 2), np.zeros(200), np.ones(40), np.full(300, 2)]
+    weights = np.asarray([1.0 / (sources == source).sum() for source in sources])
+    scale, bias = fit_platt(logits, labels, weights=weights)
+    assert np.isfinite(scale) and np.isfinite(bias) and 0 < scale < 10
+    probabilities = sigmoid(scale * logits + bias)
+    assert probabilities[labels == 0].mean() < 0.35 and probabilities[labels == 1].mean() > 0.65

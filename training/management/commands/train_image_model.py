@@ -87,6 +87,14 @@ class Command(BaseCommand):
             "face swaps are the hard fakes)",
         )
         recipe.add_argument("--no-cross-fit", action="store_true", help="skip the per-fold video stage 2 runs")
+        recipe.add_argument(
+            "--recalibrate",
+            type=Path,
+            default=None,
+            metavar="RUN",
+            help="no training: make a finished run's decision (calibration, threshold, band, metrics.json) anew "
+            "from its saved weights and out-of-fold frames, with the current decision code",
+        )
         parser.add_argument("--name", default="unmask-image", help="model name to register")
         parser.add_argument("--model-version", default=None, help="version to register (default: the run's timestamp)")
         parser.add_argument("--no-register", action="store_true", help="train and save only")
@@ -97,10 +105,39 @@ class Command(BaseCommand):
         from ml.runtime import configure_tensorflow
 
         configure_tensorflow(options["threads"])
+        if options["recalibrate"] is not None:
+            self._recalibrate(options)
+            return
         if options["sources"] is not None:
             self._train_on_sources(options)
             return
         self._train_on_one_source(options)
+
+    def _recalibrate(self, options: dict) -> None:
+        from ml.plots import save_evaluation_plots
+        from ml.train_sources import recalibrate_image_run
+
+        run: Path = options["recalibrate"]
+        if not (run / "metrics.json").is_file() or not (run / "image_model.keras").is_file():
+            raise CommandError(f"{run} is not a finished train_image_model --sources run")
+        try:
+            result = recalibrate_image_run(
+                run, cache_root=options["cache"], data_dir=options["data"], progress=self._say
+            )
+        except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+            raise CommandError(f"cannot recalibrate {run}: {exc}") from exc
+        save_evaluation_plots(
+            run,
+            result.calibration_labels,
+            result.calibration_probabilities,
+            result.settings["threshold"],
+            title="image model, calibration data of all sources",
+        )
+        settings = result.settings
+        self.stdout.write(
+            f"recalibrated: threshold {settings['threshold']}, band [{settings['uncertain_low']}, "
+            f"{settings['uncertain_high']}], held out: {json.dumps(result.metrics['held_out'])}; saved {run}"
+        )
 
     def _train_on_sources(self, options: dict) -> None:
         from ml.plots import save_evaluation_plots
