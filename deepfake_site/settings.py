@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "training",
     "scans",
     "webhooks",
+    "newsroom",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     # Schema completeness is checked by scans/tests/test_api_schema.py, not by `check --deploy`, which is about
     # the deployment's security settings.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
+    # Scans and cases both have a `status`, with different choices: each gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "ScanStatusEnum": "scans.models.Scan.Status",
+        "CaseStatusEnum": "newsroom.models.Case.Status",
+    },
 }
 
 # --- Unmask ---------------------------------------------------------------------------------------

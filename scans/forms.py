@@ -22,6 +22,20 @@ class ScanUploadForm(forms.Form):
             "empty": "The file is empty.",
         },
     )
+    case = forms.TypedChoiceField(
+        label="File into case",
+        required=False,
+        coerce=uuid.UUID,
+        empty_value=None,
+        choices=[],
+        error_messages={"invalid_choice": "Choose one of your teams' open cases, or none."},
+    )
+
+    def __init__(self, *args: Any, case_choices: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        """`case_choices`: (case id, label) of the open cases the user may file into."""
+        super().__init__(*args, **kwargs)
+        self.fields["case"].choices = [("", "None: my own scans"), *(case_choices or [])]
+        self.has_case_choices = bool(case_choices)
 
 
 def _with_any(choices: list[tuple[str, str]], any_label: str) -> list[tuple[str, str]]:

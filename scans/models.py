@@ -79,6 +79,11 @@ class Scan(models.Model):
     batch = models.ForeignKey(
         "scans.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans", editable=False
     )
+    # The team case the scan is filed in (newsroom): every member of that team sees it, by their role. None: the
+    # owner's own space, as before teams. A deleted case leaves its scans with their owners.
+    case = models.ForeignKey(
+        "newsroom.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans", editable=False
+    )
     job_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ml.result import Analysis
+from newsroom.services import ActionRefused
 from scans.evidence import evidence_copy, evidence_delete, evidence_names
 from scans.models import Scan
 from scans.queues import analysis_enqueue, job_id_for
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
     from django.core.files.uploadedfile import UploadedFile
 
+    from newsroom.models import Case
+
 logger = logging.getLogger(__name__)
 
 QUEUE_UNAVAILABLE_MESSAGE = "The analysis queue is unavailable. Please upload the file again later."
@@ -38,7 +41,7 @@ QUEUE_UNAVAILABLE_MESSAGE = "The analysis queue is unavailable. Please upload th
 # --- Create ------------------------------------------------------------------------------------------
 
 
-def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan:
+def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile, case: Case | None = None) -> Scan:
     """Turn an upload into a queued scan and enqueue its analysis once the row is committed.
 
     The kind and format are decided from the content (`scans.uploads.inspect_upload`), never from the
@@ -46,7 +49,8 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
     only as cleaned display text. The scan records the model versions that are active now, so its result
     stays attributable after a later activation. When the owner already has a finished scan of the same
     bytes by those same versions, its result (and evidence) is copied into the new scan, marked
-    `reused_from`, and no job runs. Raises `UploadRejected`.
+    `reused_from`, and no job runs. With `case` (one the owner may file into: `newsroom.services.case_for_filing`)
+    the scan is filed there. Raises `UploadRejected`.
     """
     with local_upload(uploaded_file) as (local_path, digest, content):
         media_type = inspect_upload(local_path, digest)
@@ -62,6 +66,7 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
             content_type=media_type.content_type,
             image_model_version=image_version,
             video_model_version=video_version,
+            case=case,
         )
         earlier = _reusable_scan(scan)
         if earlier is None:
@@ -145,6 +150,27 @@ def scan_enqueue(*, scan_id: uuid.UUID | str, job_id: str, kind: str) -> None:
     except redis.RedisError:
         logger.exception("Could not enqueue the analysis of scan %s", scan_id)
         scan_mark_failed(scan_id=scan_id, error_message=QUEUE_UNAVAILABLE_MESSAGE)
+
+
+# --- Filing ------------------------------------------------------------------------------------------
+
+
+SCAN_MOVE_OWNER_ONLY = "Only the person who uploaded a scan can move it."
+SCAN_DELETE_OWNER_ONLY = "Only the person who uploaded a scan can delete it."
+
+
+@transaction.atomic
+def scan_move_to_case(*, scan: Scan, actor: AbstractBaseUser, case: Case | None) -> Scan:
+    """File the scan into `case`, or with None take it back into its owner's own space.
+
+    Only the scan's owner moves it (`ActionRefused`, 403, for anyone else who can see it); `case` must be one the
+    owner may file into, as `newsroom.services.case_for_filing` gives it.
+    """
+    if scan.owner_id != actor.pk:
+        raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+    Scan.objects.filter(pk=scan.pk).update(case=case)
+    scan.case = case
+    return scan
 
 
 # --- Delete ------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
+from newsroom.selectors import case_choices_for_filing
+from newsroom.services import ActionRefused, case_for_filing
 from scans.charts import timeline_chart
 from scans.evidence import evidence_file_response
 from scans.exports import (
@@ -32,8 +34,15 @@ from scans.media_types import STREAMABLE_CONTENT_TYPES
 from scans.models import Scan
 from scans.protected_media import private_file_response
 from scans.ratelimit import UploadThrottled
-from scans.selectors import scan_get_for_user, scan_list_for_user, scan_video_scoring
-from scans.services import scan_create, scan_delete, scans_delete_many
+from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role, scan_video_scoring
+from scans.services import (
+    SCAN_DELETE_OWNER_ONLY,
+    SCAN_MOVE_OWNER_ONLY,
+    scan_create,
+    scan_delete,
+    scan_move_to_case,
+    scans_delete_many,
+)
 from scans.uploads import UploadRejected, display_filename
 from scans.wording import (
     MANIPULATION_EXPLAINED,
@@ -58,6 +67,19 @@ def _scan_or_404(request: HttpRequest, scan_id: Any) -> Scan:
     except Scan.DoesNotExist:
         # Another user's scan is indistinguishable from one that does not exist.
         raise Http404("No such scan.") from None
+
+
+def filing_choices(user: Any) -> list[tuple[str, str]]:
+    """(case id, "team: case title") of the open cases `user` may file a scan into, for the upload and move forms."""
+    return [(str(case.pk), f"{case.team.name}: {case.title}") for case in case_choices_for_filing(user=user)]
+
+
+def _upload_form(request: HttpRequest) -> ScanUploadForm:
+    choices = filing_choices(request.user)
+    if request.method == "POST":
+        return ScanUploadForm(request.POST, request.FILES, case_choices=choices)
+    # A case page links here with its case chosen in the form.
+    return ScanUploadForm(initial={"case": request.GET.get("file_into", "")}, case_choices=choices)
 
 
 def _render_dashboard(request: HttpRequest, upload_form: ScanUploadForm, *, status: int = 200) -> HttpResponse:
@@ -91,13 +113,22 @@ def _chosen_filename(upload_form: ScanUploadForm) -> str:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The upload form and the user's scan history (newest first, filterable, paginated)."""
     if request.method == "GET":
-        return _render_dashboard(request, ScanUploadForm())
-    upload_form = ScanUploadForm(request.POST, request.FILES)
+        return _render_dashboard(request, _upload_form(request))
+    upload_form = _upload_form(request)
     try:
         with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
             if not upload_form.is_valid():
                 return _render_dashboard(request, upload_form, status=400)
-            scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"]))
+            case = None
+            if upload_form.cleaned_data.get("case"):
+                try:
+                    case = case_for_filing(user=request.user, case_id=upload_form.cleaned_data["case"])
+                except ActionRefused as refused:
+                    upload_form.add_error("case", refused.message)
+                    return _render_dashboard(request, upload_form, status=refused.status_code)
+            scan = attempt.accept(
+                scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"], case=case)
+            )
     except UploadThrottled as throttled:
         upload_form.add_error(None, throttled.message)
         response = _render_dashboard(request, upload_form, status=429)
@@ -237,8 +268,9 @@ def _frame_gap(analysis: Analysis) -> float:
     return round(max(gaps), 3) if gaps else 1.0
 
 
-def _detail_context(scan: Scan) -> dict[str, Any]:
+def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
     analysis = scan.analysis
+    is_owner = scan.owner_id == user.pk
     decision = analysis.decision
     progress = scan.progress or {}
     scoring = scan_video_scoring(scan=scan, analysis=analysis)
@@ -272,6 +304,10 @@ def _detail_context(scan: Scan) -> dict[str, Any]:
         "notes": [note for note in analysis.notes if note not in out_of_scope],
         "progress": progress,
         "progress_percent": _progress_percent(progress),
+        # Team scans: who uploaded it, and what the viewer may do (only the uploader moves or deletes a scan).
+        "is_owner": is_owner,
+        "team_role": scan_team_role(scan=scan, user=user),
+        "move_choices": filing_choices(user) if is_owner else [],
     }
 
 
@@ -287,14 +323,39 @@ def _progress_percent(progress: dict[str, Any]) -> int | None:
 def detail(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Everything known about one scan; a queued or running one refreshes itself (static/js/scan.js)."""
     scan = _scan_or_404(request, scan_id)
-    return render(request, "scans/detail.html", _detail_context(scan))
+    return render(request, "scans/detail.html", _detail_context(scan, user=request.user))
+
+
+@login_required
+@require_POST
+def move(request: HttpRequest, scan_id: Any) -> HttpResponse:
+    """File the scan into one of the owner's teams' open cases (`case`), or with an empty `case` back into their own
+    space. Only the scan's owner can; the team's other members are told so."""
+    scan = _scan_or_404(request, scan_id)
+    case_id = request.POST.get("case", "").strip()
+    try:
+        if scan.owner_id != request.user.pk:
+            raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+        case = case_for_filing(user=request.user, case_id=case_id) if case_id else None
+        scan_move_to_case(scan=scan, actor=request.user, case=case)
+    except ActionRefused as refused:
+        messages.error(request, refused.message)
+    else:
+        if case is None:
+            messages.success(request, f"“{scan.original_filename}” is back in your own scans.")
+        else:
+            messages.success(request, f"“{scan.original_filename}” was filed into the case “{case.title}”.")
+    return redirect("scans:detail", scan_id=scan.id)
 
 
 @login_required
 @require_POST
 def delete(request: HttpRequest, scan_id: Any) -> HttpResponse:
-    """Remove the scan and its stored file."""
+    """Remove the scan and its stored file (its owner only)."""
     scan = _scan_or_404(request, scan_id)
+    if scan.owner_id != request.user.pk:
+        messages.error(request, SCAN_DELETE_OWNER_ONLY)
+        return redirect("scans:detail", scan_id=scan.id)
     filename = scan.original_filename
     scan_delete(scan=scan)
     messages.success(request, f"“{filename}” and its results were deleted.")

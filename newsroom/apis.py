@@ -1,0 +1,291 @@
+"""Team and case API (DRF): thin views that find the object through the caller's membership, call a service, and
+serialise the answer. A team or case the caller is not in is a 404; a member whose role does not allow an action
+gets 403 with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from newsroom.models import Case, Membership, Team
+from newsroom.selectors import (
+    case_get_for_user,
+    case_list_for_user,
+    team_get_for_user,
+    team_list_for_user,
+    team_member_get,
+    team_members,
+)
+from newsroom.services import (
+    ActionRefused,
+    case_create,
+    case_delete,
+    case_update,
+    team_create,
+    team_delete,
+    team_member_add,
+    team_member_change_role,
+    team_member_remove,
+    team_rename,
+)
+
+
+class MemberOutputSerializer(serializers.Serializer):
+    """One person in a team and their role."""
+
+    username = serializers.CharField(source="user.username")
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    added_at = serializers.DateTimeField(source="created_at")
+
+
+class TeamOutputSerializer(serializers.Serializer):
+    """A team, the caller's role in it, and its members."""
+
+    id = serializers.UUIDField()
+    url = serializers.SerializerMethodField()
+    name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Membership.Role.choices, help_text="Your role in the team.")
+    members = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_url(self, team: Team) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom_api:team-detail", args=[team.pk]))
+
+    @extend_schema_field(MemberOutputSerializer(many=True))
+    def get_members(self, team: Team) -> list[dict[str, Any]]:
+        return MemberOutputSerializer(team_members(team=team), many=True).data
+
+
+class CaseOutputSerializer(serializers.Serializer):
+    """A case of one of the caller's teams."""
+
+    id = serializers.UUIDField()
+    url = serializers.SerializerMethodField()
+    scans_url = serializers.SerializerMethodField(help_text="Its scans: the scan list filtered by this case.")
+    team = serializers.UUIDField(source="team_id")
+    team_name = serializers.CharField(source="team.name")
+    title = serializers.CharField()
+    note = serializers.CharField()
+    status = serializers.ChoiceField(choices=Case.Status.choices)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, help_text="Your role in the case's team.")
+    scan_count = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_url(self, case: Case) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom_api:case-detail", args=[case.pk]))
+
+    def get_scans_url(self, case: Case) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:scan-list") + f"?case={case.pk}")
+
+    def get_scan_count(self, case: Case) -> int:
+        counted = getattr(case, "scan_count", None)
+        return counted if counted is not None else case.scans.count()
+
+
+def _refused(exc: ActionRefused) -> Response:
+    return Response({"detail": exc.message}, status=exc.status_code)
+
+
+def _team_or_404(request: Request, team_id: str) -> Team:
+    try:
+        return team_get_for_user(user=request.user, team_id=team_id)
+    except Team.DoesNotExist:
+        raise NotFound("No such team.") from None
+
+
+def _case_or_404(request: Request, case_id: str) -> Case:
+    try:
+        return case_get_for_user(user=request.user, case_id=case_id)
+    except Case.DoesNotExist:
+        raise NotFound("No such case.") from None
+
+
+class TeamListApi(APIView):
+    """GET: the teams the caller is in. POST `{"name": ...}`: a new team, with the caller as its owner."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, help_text="The team's name (at most 100 characters).")
+
+    def get(self, request: Request) -> Response:
+        teams = team_list_for_user(user=request.user)
+        return Response(TeamOutputSerializer(teams, many=True, context={"request": request}).data)
+
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            team = team_create(creator=request.user, name=payload.validated_data["name"])
+        except ActionRefused as exc:
+            return _refused(exc)
+        data = TeamOutputSerializer(team, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+
+
+class TeamDetailApi(APIView):
+    """GET: one of the caller's teams. PATCH `{"name"}`: rename it; DELETE: delete it (owners; scans filed in its
+    cases go back to their uploaders' own space)."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+
+    def get(self, request: Request, team_id: str) -> Response:
+        return Response(TeamOutputSerializer(_team_or_404(request, team_id), context={"request": request}).data)
+
+    def patch(self, request: Request, team_id: str) -> Response:
+        team = _team_or_404(request, team_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            team = team_rename(team=team, name=payload.validated_data["name"])
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(TeamOutputSerializer(team, context={"request": request}).data)
+
+    def delete(self, request: Request, team_id: str) -> Response:
+        team = _team_or_404(request, team_id)
+        try:
+            team_delete(team=team)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TeamMemberListApi(APIView):
+    """GET: the team's members. POST `{"username", "role"}`: add someone (owners)."""
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+    def get(self, request: Request, team_id: str) -> Response:
+        team = _team_or_404(request, team_id)
+        return Response(MemberOutputSerializer(team_members(team=team), many=True).data)
+
+    def post(self, request: Request, team_id: str) -> Response:
+        team = _team_or_404(request, team_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            membership = team_member_add(team=team, **payload.validated_data)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class TeamMemberDetailApi(APIView):
+    """GET: one member. PATCH `{"role"}`: change it (owners). DELETE: remove the member (owners), or leave the team
+    (anyone, with their own username). The last owner stays."""
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+    def _member_or_404(self, team: Team, username: str) -> Membership:
+        try:
+            return team_member_get(team=team, username=username)
+        except Membership.DoesNotExist:
+            raise NotFound("No such member of this team.") from None
+
+    def get(self, request: Request, team_id: str, username: str) -> Response:
+        team = _team_or_404(request, team_id)
+        return Response(MemberOutputSerializer(self._member_or_404(team, username)).data)
+
+    def patch(self, request: Request, team_id: str, username: str) -> Response:
+        team = _team_or_404(request, team_id)
+        membership = self._member_or_404(team, username)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            membership = team_member_change_role(team=team, membership=membership, role=payload.validated_data["role"])
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(MemberOutputSerializer(membership).data)
+
+    def delete(self, request: Request, team_id: str, username: str) -> Response:
+        team = _team_or_404(request, team_id)
+        membership = self._member_or_404(team, username)
+        try:
+            team_member_remove(team=team, membership=membership, actor=request.user)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CaseListApi(APIView):
+    """GET: the cases of the caller's teams (`?team=`, `?status=`). POST `{"team", "title", "note"}`: open a case
+    (owners and analysts of that team)."""
+
+    class FilterSerializer(serializers.Serializer):
+        team = serializers.UUIDField(required=False, help_text="Only this team's cases.")
+        status = serializers.ChoiceField(choices=Case.Status.choices, required=False)
+
+    class InputSerializer(serializers.Serializer):
+        team = serializers.UUIDField(help_text="One of your teams, where you are an owner or an analyst.")
+        title = serializers.CharField(max_length=200)
+        note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        if filters.validated_data.get("team"):
+            _team_or_404(request, filters.validated_data["team"])
+        cases = case_list_for_user(user=request.user, filters=filters.validated_data).annotate(
+            scan_count=Count("scans")
+        )
+        return Response(CaseOutputSerializer(cases, many=True, context={"request": request}).data)
+
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        team = _team_or_404(request, payload.validated_data["team"])
+        try:
+            case = case_create(
+                team=team,
+                creator=request.user,
+                title=payload.validated_data["title"],
+                note=payload.validated_data["note"],
+            )
+        except ActionRefused as exc:
+            return _refused(exc)
+        data = CaseOutputSerializer(case, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+
+
+class CaseDetailApi(APIView):
+    """GET: one case. PATCH `{"title", "note", "status"}` (any of them): edit it (owners and analysts). DELETE:
+    delete it (owners; its scans go back to their uploaders' own space)."""
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200, required=False)
+        note = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=Case.Status.choices, required=False)
+
+    def get(self, request: Request, case_id: str) -> Response:
+        return Response(CaseOutputSerializer(_case_or_404(request, case_id), context={"request": request}).data)
+
+    def patch(self, request: Request, case_id: str) -> Response:
+        case = _case_or_404(request, case_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            case = case_update(case=case, **payload.validated_data)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(CaseOutputSerializer(case, context={"request": request}).data)
+
+    def delete(self, request: Request, case_id: str) -> Response:
+        case = _case_or_404(request, case_id)
+        try:
+            case_delete(case=case)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)

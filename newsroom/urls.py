@@ -1,0 +1,15 @@
+"""Dashboard pages of teams and cases (namespace `newsroom`)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from newsroom import views
+
+app_name = "newsroom"
+
+urlpatterns = [
+    path("teams/", views.teams, name="teams"),
+    path("teams/<uuid:team_id>/", views.team, name="team"),
+    path("cases/<uuid:case_id>/", views.case, name="case"),
+]

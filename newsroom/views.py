@@ -1,0 +1,208 @@
+"""Dashboard pages of teams and cases: create a team, manage its members, open and edit its cases, see their scans.
+
+Each page is a GET plus one POST form handler; every action answers with a redirect and a message saying what
+happened or why not (the role rules live in `newsroom.services`). A team or case the user is not in is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from newsroom.models import Case, Membership, Team
+from newsroom.selectors import (
+    case_get_for_user,
+    case_list_for_user,
+    team_get_for_user,
+    team_list_for_user,
+    team_member_get,
+    team_members,
+)
+from newsroom.services import (
+    ActionRefused,
+    case_create,
+    case_delete,
+    case_update,
+    team_create,
+    team_delete,
+    team_member_add,
+    team_member_change_role,
+    team_member_remove,
+    team_rename,
+)
+from scans.selectors import scan_list_for_user
+
+CASE_SCANS_PAGE_SIZE = 20
+
+
+class TeamCreateForm(forms.Form):
+    name = forms.CharField(label="Team name", max_length=100, error_messages={"required": "Give the team a name."})
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices, initial=Membership.Role.ANALYST)
+
+
+class CaseForm(forms.Form):
+    title = forms.CharField(label="Title", max_length=200, error_messages={"required": "Give the case a title."})
+    note = forms.CharField(label="Note", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class CaseEditForm(CaseForm):
+    status = forms.ChoiceField(label="Status", choices=Case.Status.choices)
+
+
+def _team_or_404(request: HttpRequest, team_id: Any) -> Team:
+    try:
+        return team_get_for_user(user=request.user, team_id=team_id)
+    except Team.DoesNotExist:
+        raise Http404("No such team.") from None
+
+
+def _case_or_404(request: HttpRequest, case_id: Any) -> Case:
+    try:
+        return case_get_for_user(user=request.user, case_id=case_id)
+    except Case.DoesNotExist:
+        raise Http404("No such case.") from None
+
+
+def _form_errors(form: forms.Form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def teams(request: HttpRequest) -> HttpResponse:
+    """The user's teams, and a form to create one."""
+    form = TeamCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                team = team_create(creator=request.user, name=form.cleaned_data["name"])
+            except ActionRefused as exc:
+                form.add_error("name", exc.message)
+            else:
+                messages.success(request, f"The team “{team.name}” was created; you are its owner.")
+                return redirect("newsroom:team", team_id=team.pk)
+        status = 400
+    user_teams = team_list_for_user(user=request.user).annotate(
+        member_count=Count("memberships", distinct=True), case_count=Count("cases", distinct=True)
+    )
+    return render(request, "newsroom/teams.html", {"form": form, "teams": user_teams}, status=status)
+
+
+def _team_action(request: HttpRequest, team: Team) -> HttpResponse:
+    """One POSTed action on the team page; always a redirect, with a message."""
+    action = request.POST.get("action", "")
+    try:
+        if action == "rename":
+            team = team_rename(team=team, name=request.POST.get("name", ""))
+            messages.success(request, f"The team is now called “{team.name}”.")
+        elif action == "add_member":
+            form = MemberAddForm(request.POST)
+            if not form.is_valid():
+                raise ActionRefused(_form_errors(form))
+            membership = team_member_add(team=team, **form.cleaned_data)
+            messages.success(
+                request, f"{membership.user.username} was added as {membership.get_role_display().lower()}."
+            )
+        elif action in ("change_role", "remove_member"):
+            try:
+                membership = team_member_get(team=team, username=request.POST.get("username", ""))
+            except Membership.DoesNotExist:
+                raise ActionRefused("That person is not a member of this team.") from None
+            if action == "change_role":
+                team_member_change_role(team=team, membership=membership, role=request.POST.get("role", ""))
+                messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
+            else:
+                team_member_remove(team=team, membership=membership, actor=request.user)
+                if membership.user_id == request.user.pk:
+                    messages.success(request, f"You left the team “{team.name}”.")
+                    return redirect("newsroom:teams")
+                messages.success(request, f"{membership.user.username} was removed from the team.")
+        elif action == "new_case":
+            form = CaseForm(request.POST)
+            if not form.is_valid():
+                raise ActionRefused(_form_errors(form))
+            case = case_create(team=team, creator=request.user, **form.cleaned_data)
+            messages.success(request, f"The case “{case.title}” was opened.")
+            return redirect("newsroom:case", case_id=case.pk)
+        elif action == "delete_team":
+            team_delete(team=team)
+            messages.success(request, f"The team “{team.name}” was deleted; its scans are back with their uploaders.")
+            return redirect("newsroom:teams")
+        else:
+            raise ActionRefused("Choose an action on the team page.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("newsroom:team", team_id=team.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team(request: HttpRequest, team_id: Any) -> HttpResponse:
+    """One team: its members and roles (owners manage them), its cases (owners and analysts open them)."""
+    team = _team_or_404(request, team_id)
+    if request.method == "POST":
+        return _team_action(request, team)
+    cases = case_list_for_user(user=request.user, filters={"team": team.pk}).annotate(scan_count=Count("scans"))
+    context = {
+        "team": team,
+        "members": team_members(team=team),
+        "cases": cases,
+        "roles": Membership.Role.choices,
+        "can_manage": team.role == Membership.Role.OWNER,
+        "can_contribute": team.role in Membership.CONTRIBUTOR_ROLES,
+        "member_form": MemberAddForm(),
+        "case_form": CaseForm(),
+    }
+    return render(request, "newsroom/team.html", context)
+
+
+def _case_action(request: HttpRequest, case: Case) -> HttpResponse:
+    action = request.POST.get("action", "")
+    try:
+        if action == "update":
+            form = CaseEditForm(request.POST)
+            if not form.is_valid():
+                raise ActionRefused(_form_errors(form))
+            case = case_update(case=case, **form.cleaned_data)
+            messages.success(request, f"The case “{case.title}” was saved ({case.get_status_display().lower()}).")
+        elif action == "delete_case":
+            case_delete(case=case)
+            messages.success(request, f"The case “{case.title}” was deleted; its scans are back with their uploaders.")
+            return redirect("newsroom:team", team_id=case.team_id)
+        else:
+            raise ActionRefused("Choose an action on the case page.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("newsroom:case", case_id=case.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case(request: HttpRequest, case_id: Any) -> HttpResponse:
+    """One case: its note and status, and every scan filed in it, whoever uploaded it."""
+    case = _case_or_404(request, case_id)
+    if request.method == "POST":
+        return _case_action(request, case)
+    scans = scan_list_for_user(user=request.user, filters={"case": case.pk})
+    page = Paginator(scans, CASE_SCANS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "case": case,
+        "page": page,
+        "can_contribute": case.role in Membership.CONTRIBUTOR_ROLES,
+        "can_manage": case.role == Membership.Role.OWNER,
+        "edit_form": CaseEditForm(initial={"title": case.title, "note": case.note, "status": case.status}),
+    }
+    return render(request, "newsroom/case.html", context)
