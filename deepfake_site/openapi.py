@@ -38,6 +38,8 @@ SUMMARIES = {
     "cases_create": "Open a case in one of your teams (owners and analysts)",
     "cases_retrieve": "One case of one of your teams",
     "cases_partial_update": "Edit, close or reopen a case (owners and analysts)",
+    "scans_reviews_list": "A scan's reviewer labels, newest first (the first is current)",
+    "scans_reviews_create": "Record a reviewer label on a scan: confirmed fake, confirmed real or disputed",
     "cases_destroy": "Delete a case (owners); its scans go back to their uploaders",
     "scans_evidence_retrieve": "One evidence image of a scan (crop, heatmap, key frame)",
     "scans_export.json_retrieve": "A scan as its JSON export document",

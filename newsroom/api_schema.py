@@ -5,7 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, extend_schema_view
 
 from newsroom import apis
-from scans.api_schema import ERROR
+from scans.api_schema import ERROR, NOT_FOUND
+from scans.apis import ReviewOutputSerializer
 
 NOT_A_MEMBER = OpenApiResponse(ERROR, description="No such team or case, or one you are not a member of.")
 ROLE_REFUSED = OpenApiResponse(ERROR, description="You are a member, but your role does not allow this.")
@@ -25,6 +26,7 @@ def describe_api() -> None:
         (apis.TeamMemberDetailApi, "TeamMemberRole"),
         (apis.CaseListApi, "CaseInput"),
         (apis.CaseDetailApi, "CaseUpdate"),
+        (apis.ScanReviewListApi, "ScanReviewInput"),
     ):
         extend_schema_serializer(component_name=name)(view.InputSerializer)
     extend_schema_serializer(component_name="CaseFilter")(apis.CaseListApi.FilterSerializer)
@@ -75,3 +77,10 @@ def describe_api() -> None:
         ),
         delete=extend_schema(responses={204: None, 403: ROLE_REFUSED, 404: NOT_A_MEMBER}),
     )(apis.CaseDetailApi)
+    extend_schema_view(
+        get=extend_schema(responses={200: ReviewOutputSerializer(many=True), 404: NOT_FOUND}),
+        post=extend_schema(
+            request=apis.ScanReviewListApi.InputSerializer,
+            responses={201: ReviewOutputSerializer, 400: ERROR, 403: ROLE_REFUSED, 404: NOT_FOUND},
+        ),
+    )(apis.ScanReviewListApi)

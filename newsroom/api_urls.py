@@ -16,4 +16,5 @@ urlpatterns = [
     path("teams/<str:team_id>/members/<str:username>/", apis.TeamMemberDetailApi.as_view(), name="team-member-detail"),
     path("cases/", apis.CaseListApi.as_view(), name="case-list"),
     path("cases/<str:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
+    path("scans/<str:scan_id>/reviews/", apis.ScanReviewListApi.as_view(), name="scan-reviews"),
 ]

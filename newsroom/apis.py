@@ -15,7 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from newsroom.models import Case, Membership, Team
+from newsroom.models import Case, Membership, ScanReview, Team
+from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
     case_get_for_user,
     case_list_for_user,
@@ -36,6 +37,10 @@ from newsroom.services import (
     team_member_remove,
     team_rename,
 )
+from scans.apis import ReviewOutputSerializer
+from scans.models import Scan
+from scans.reviews import review_data, scan_review_data
+from scans.selectors import scan_get_for_user, scan_team_role
 
 
 class MemberOutputSerializer(serializers.Serializer):
@@ -289,3 +294,38 @@ class CaseDetailApi(APIView):
         except ActionRefused as exc:
             return _refused(exc)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ScanReviewListApi(APIView):
+    """GET: a scan's reviewer labels, newest first (the first is the current one). POST `{"label", "note"}`: record
+    a human decision (the uploader, or an owner or analyst of the scan's team; viewers 403; others 404)."""
+
+    class InputSerializer(serializers.Serializer):
+        label = serializers.ChoiceField(choices=ScanReview.Label.choices)
+        note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def get(self, request: Request, scan_id: str) -> Response:
+        scan = _scan_or_404(request, scan_id)
+        return Response(ReviewOutputSerializer(scan_review_data(scan=scan)["history"], many=True).data)
+
+    def post(self, request: Request, scan_id: str) -> Response:
+        scan = _scan_or_404(request, scan_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            review = scan_review_add(
+                scan=scan,
+                reviewer=request.user,
+                team_role=scan_team_role(scan=scan, user=request.user),
+                **payload.validated_data,
+            )
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(ReviewOutputSerializer(review_data(review)).data, status=status.HTTP_201_CREATED)
+
+
+def _scan_or_404(request: Request, scan_id: str) -> Scan:
+    try:
+        return scan_get_for_user(user=request.user, scan_id=scan_id)
+    except Scan.DoesNotExist:
+        raise NotFound("No such scan.") from None

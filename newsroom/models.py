@@ -90,3 +90,34 @@ class Case(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+
+class ScanReview(models.Model):
+    """A human decision on a scan, recorded by its owner or an analyst or owner of the team whose case holds it.
+
+    Rows are never changed or deleted (only with their scan): the latest is the scan's current label, the earlier
+    ones its history, each with who decided, when, and what the label was before.
+    """
+
+    class Label(models.TextChoices):
+        CONFIRMED_FAKE = "confirmed_fake", "Confirmed fake"
+        CONFIRMED_REAL = "confirmed_real", "Confirmed real"
+        DISPUTED = "disputed", "Disputed"
+
+    scan = models.ForeignKey("scans.Scan", on_delete=models.CASCADE, related_name="reviews")
+    label = models.CharField(max_length=16, choices=Label.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="scan_reviews"
+    )
+    # Kept as text too, so the history still names the reviewer after their account is gone.
+    reviewer_name = models.CharField(max_length=150)
+    previous_label = models.CharField(max_length=16, choices=Label.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["scan", "-created_at"], name="review_scan_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.label} on scan {self.scan_id} by {self.reviewer_name}"

@@ -15,9 +15,10 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from newsroom.models import Case, Membership, Team
+from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
     case_get_for_user,
     case_list_for_user,
@@ -38,7 +39,8 @@ from newsroom.services import (
     team_member_remove,
     team_rename,
 )
-from scans.selectors import scan_list_for_user
+from scans.models import Scan
+from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role
 
 CASE_SCANS_PAGE_SIZE = 20
 
@@ -206,3 +208,26 @@ def case(request: HttpRequest, case_id: Any) -> HttpResponse:
         "edit_form": CaseEditForm(initial={"title": case.title, "note": case.note, "status": case.status}),
     }
     return render(request, "newsroom/case.html", context)
+
+
+@login_required
+@require_POST
+def scan_review(request: HttpRequest, scan_id: Any) -> HttpResponse:
+    """Record a reviewer label (`label`, `note`) on a scan from its page; the page then shows it above the verdict."""
+    try:
+        scan = scan_get_for_user(user=request.user, scan_id=scan_id)
+    except Scan.DoesNotExist:
+        raise Http404("No such scan.") from None
+    try:
+        review = scan_review_add(
+            scan=scan,
+            reviewer=request.user,
+            team_role=scan_team_role(scan=scan, user=request.user),
+            label=request.POST.get("label", ""),
+            note=request.POST.get("note", ""),
+        )
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Your review was recorded: {review.get_label_display().lower()}.")
+    return redirect("scans:detail", scan_id=scan.pk)

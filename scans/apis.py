@@ -26,6 +26,7 @@ from scans.exports import export_response, scan_export_data, scan_export_pdf, sc
 from scans.intake import upload_attempt
 from scans.models import Scan
 from scans.ratelimit import UploadThrottled
+from scans.reviews import review_data, scan_review_current
 from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user, scan_video_scoring
 from scans.services import (
     SCAN_DELETE_OWNER_ONLY,
@@ -68,6 +69,9 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
     case = serializers.UUIDField(
         source="case_id", allow_null=True, help_text="The team case the scan is filed in; null: the owner's own space."
     )
+    review_label = serializers.SerializerMethodField(
+        help_text="The current reviewer label (confirmed_fake, confirmed_real, disputed), or null: not reviewed."
+    )
 
     class Meta:
         model = Scan
@@ -77,6 +81,7 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
             "page_url",
             "owner",
             "case",
+            "review_label",
             "kind",
             "status",
             "verdict",
@@ -96,6 +101,10 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
 
     def get_page_url(self, scan: Scan) -> str:
         return self.context["request"].build_absolute_uri(reverse("scans:detail", args=[scan.pk]))
+
+    def get_review_label(self, scan: Scan) -> str | None:
+        review = scan_review_current(scan=scan)
+        return review.label if review else None
 
 
 class ManipulationOutputSerializer(serializers.Serializer):
@@ -246,8 +255,23 @@ def _evidence_face(face: ScoredFace, url: Callable[[str | None], str | None]) ->
     }
 
 
+class ReviewOutputSerializer(serializers.Serializer):
+    """A human decision on a scan, shown above the model's verdict."""
+
+    label = serializers.CharField(help_text="confirmed_fake, confirmed_real or disputed.")
+    label_text = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+    reviewer = serializers.CharField(help_text="The reviewer's username.")
+    reviewed_at = serializers.DateTimeField()
+    previous_label = serializers.CharField(allow_null=True, help_text="The label this one replaced, if any.")
+    previous_label_text = serializers.CharField(allow_null=True)
+    text = serializers.CharField(help_text='"Reviewed: confirmed fake by anna, 1 Dec 2026 10:40 UTC".')
+
+
 class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
     """One scan in full: progress while it runs, the result and the model versions once it is done."""
+
+    review = serializers.SerializerMethodField()
 
     error = serializers.CharField(source="error_message")
     models = serializers.SerializerMethodField()
@@ -275,6 +299,7 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
             "models",
             "attempts",
             "evidence",
+            "review",
         ]
         read_only_fields = fields
 
@@ -283,6 +308,10 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
             "image": _model_version_data(scan.image_model_version),
             "video": _model_version_data(scan.video_model_version),
         }
+
+    @extend_schema_field(ReviewOutputSerializer(allow_null=True))
+    def get_review(self, scan: Scan) -> dict[str, Any] | None:
+        return review_data(scan_review_current(scan=scan))
 
     @extend_schema_field(EvidenceOutputSerializer)
     def get_evidence(self, scan: Scan) -> dict[str, Any]:
@@ -333,8 +362,10 @@ class ScanListApi(APIView):
         filters.is_valid(raise_exception=True)
         _case_of_filters_or_404(request, filters.validated_data)
         # A list row needs none of the JSON documents: a video's result alone can run to hundreds of kilobytes.
-        scans = scan_list_for_user(user=request.user, filters=filters.validated_data).defer(
-            "result", "faces", "timings", "progress"
+        scans = (
+            scan_list_for_user(user=request.user, filters=filters.validated_data)
+            .defer("result", "faces", "timings", "progress")
+            .prefetch_related("reviews")
         )
         paginator = ScanPagination()
         page = paginator.paginate_queryset(scans, request, view=self)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from ml.result import ScoredFace, deciding_face
+from scans.reviews import scan_review_current, scan_review_data
 from scans.wording import VERDICT_HEADLINES
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ CSV_COLUMNS = (
     "finished_at",
     "reused_from",
     "error",
+    # The current reviewer label (newsroom reviews); empty when nobody has reviewed the scan.
+    "review_label",
+    "reviewed_by",
+    "reviewed_at",
+    "review_note",
 )
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection through a file name).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -60,7 +66,9 @@ def _model_label(model_version: Any) -> str | None:
 
 
 def scan_export_data(*, scan: Scan) -> dict[str, Any]:
-    """One scan as a JSON-serialisable document: the file's identity, its state, its models and its full result."""
+    """One scan as a JSON-serialisable document: the file's identity, its state, its models, its reviewer labels
+    (current and history) and its full result."""
+    reviews = scan_review_data(scan=scan)
     return {
         "schema": EXPORT_SCHEMA,
         "exported_at": timezone.now().isoformat(),
@@ -82,6 +90,8 @@ def scan_export_data(*, scan: Scan) -> dict[str, Any]:
             "reused_from": str(scan.reused_from_id) if scan.reused_from_id else None,
         },
         "models": {"image": _model_label(scan.image_model_version), "video": _model_label(scan.video_model_version)},
+        "review": reviews["current"],
+        "review_history": reviews["history"],
         "result": scan.result,
     }
 
@@ -102,6 +112,7 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
     writer.writerow(CSV_COLUMNS)
     for scan in scans:
         faces = scan.analysis.faces
+        review = scan_review_current(scan=scan)
         guess = _deciding_face(faces).manipulation if faces else None
         row = (
             str(scan.id),
@@ -121,6 +132,10 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
             _iso(scan.finished_at) or "",
             str(scan.reused_from_id) if scan.reused_from_id else "",
             scan.error_message,
+            review.label if review else "",
+            review.reviewer_name if review else "",
+            _iso(review.created_at) if review else "",
+            review.note if review else "",
         )
         writer.writerow([_csv_cell(value) for value in row])
     return buffer.getvalue()

@@ -33,12 +33,14 @@ from PIL import ImageDraw, ImageOps, UnidentifiedImageError
 from ml.pipeline import SCOPE_MAX_FACES, SCOPE_MIN_SIDE_PX, SMALL_FACE_PX
 from ml.result import Analysis, TrackResult, VideoScoring
 from scans.evidence import EvidenceNotFound, evidence_read
+from scans.reviews import scan_review_current
 from scans.selectors import scan_video_scoring
 from scans.wording import (
     OUT_OF_SCOPE_HEADLINE,
     VERDICT_HEADLINES,
     manipulation_text,
     percent_text,
+    review_sentence,
     scoring_sentence,
     verdict_counts_text,
 )
@@ -118,8 +120,18 @@ def _verdict_section(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> 
         Paragraph("Unmask scan report", styles["title"]),
         Paragraph(_text(scan.original_filename), styles["filename"]),
         Spacer(1, 6),
-        Paragraph(f'<font color="{colour}">{_text(headline)}</font>', styles["headline"]),
     ]
+    # A human decision comes before the model's verdict.
+    review = scan_review_current(scan=scan)
+    if review is not None:
+        sentence = review_sentence(
+            label=review.label, reviewer_name=review.reviewer_name, reviewed_at=review.created_at
+        )
+        story.append(Paragraph(f"<b>{_text(sentence)}</b>", styles["lead"]))
+        if review.note:
+            story.append(Paragraph(_text(review.note), styles["body"]))
+        story.append(Paragraph("The model's verdict:", styles["muted"]))
+    story.append(Paragraph(f'<font color="{colour}">{_text(headline)}</font>', styles["headline"]))
     for reason in out_of_scope:
         story.append(Paragraph(_text(_sentence(reason)), styles["subtitle"]))
     if scan.fake_probability is not None:

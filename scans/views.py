@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
+from newsroom.models import Membership
 from newsroom.selectors import case_choices_for_filing
 from newsroom.services import ActionRefused, case_for_filing
 from scans.charts import timeline_chart
@@ -34,6 +35,7 @@ from scans.media_types import STREAMABLE_CONTENT_TYPES
 from scans.models import Scan
 from scans.protected_media import private_file_response
 from scans.ratelimit import UploadThrottled
+from scans.reviews import scan_review_data
 from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role, scan_video_scoring
 from scans.services import (
     SCAN_DELETE_OWNER_ONLY,
@@ -47,6 +49,7 @@ from scans.uploads import UploadRejected, display_filename
 from scans.wording import (
     MANIPULATION_EXPLAINED,
     OUT_OF_SCOPE_HEADLINE,
+    REVIEW_LABEL_TEXT,
     VERDICT_HEADLINES,
     manipulation_text,
     percent_text,
@@ -55,6 +58,7 @@ from scans.wording import (
 )
 
 HISTORY_PAGE_SIZE = 20
+CONTRIBUTOR_ROLES = Membership.CONTRIBUTOR_ROLES
 
 VERDICT_LABELS = dict(Scan.Verdict.choices)
 # `total_s` is the analysis (decode to verdict), before the evidence is drawn.
@@ -271,6 +275,8 @@ def _frame_gap(analysis: Analysis) -> float:
 def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
     analysis = scan.analysis
     is_owner = scan.owner_id == user.pk
+    team_role = scan_team_role(scan=scan, user=user)
+    reviews = scan_review_data(scan=scan)
     decision = analysis.decision
     progress = scan.progress or {}
     scoring = scan_video_scoring(scan=scan, analysis=analysis)
@@ -306,8 +312,13 @@ def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
         "progress_percent": _progress_percent(progress),
         # Team scans: who uploaded it, and what the viewer may do (only the uploader moves or deletes a scan).
         "is_owner": is_owner,
-        "team_role": scan_team_role(scan=scan, user=user),
+        "team_role": team_role,
         "move_choices": filing_choices(user) if is_owner else [],
+        # A human decision is shown above the model's verdict, with its history.
+        "review": reviews["current"],
+        "review_history": reviews["history"],
+        "can_review": scan.status == Scan.Status.DONE and (is_owner or team_role in CONTRIBUTOR_ROLES),
+        "review_labels": REVIEW_LABEL_TEXT,
     }
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from scans.reviews import review_data, scan_review_current
 from webhooks.destinations import Destination, DestinationRefused, destination_resolve, redirect_target
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ MAX_REDIRECTS = 3
 
 
 def webhook_payload(*, scan: Scan) -> dict[str, Any]:
-    """What a receiver gets: the event, and the scan as the API shows it (its stored result included)."""
+    """What a receiver gets: the event, and the scan as the API shows it (its current reviewer label and stored result
+    included)."""
     return {
         "event": EVENT_SCAN_FINISHED,
         "sent_at": timezone.now().isoformat(),
@@ -50,6 +52,7 @@ def webhook_payload(*, scan: Scan) -> dict[str, Any]:
             "created_at": scan.created_at.isoformat(),
             "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
             "error": scan.error_message,
+            "review": review_data(scan_review_current(scan=scan)),
             "result": scan.result,
         },
     }

@@ -101,6 +101,19 @@ API_CALLS = [
     Call("team-scan-move", "patch", _scan, (403, 200, 403, 404, 401), lambda desk: {"case": None}),
     Call("team-scan-delete", "delete", _scan, (403, 204, 403, 404, 401)),
     Call(
+        "reviews-list",
+        "get",
+        lambda desk: reverse("newsroom_api:scan-reviews", args=[desk.scan.pk]),
+        (200, 200, 200, 404, 401),
+    ),
+    Call(
+        "review-add",
+        "post",
+        lambda desk: reverse("newsroom_api:scan-reviews", args=[desk.scan.pk]),
+        (201, 201, 403, 404, 401),
+        lambda desk: {"label": "confirmed_fake", "note": "checked"},
+    ),
+    Call(
         "upload-into-case",
         "post",
         lambda desk: reverse("api:scan-list"),
