@@ -34,6 +34,7 @@ SUMMARIES = {
     "teams_members_retrieve": "One member of a team",
     "teams_members_partial_update": "Change a member's role (owners)",
     "teams_members_destroy": "Remove a member, or leave a team",
+    "teams_audit_list": "A team's audit log, newest first (owners)",
     "cases_list": "List the cases of your teams",
     "cases_create": "Open a case in one of your teams (owners and analysts)",
     "cases_retrieve": "One case of one of your teams",

@@ -30,6 +30,13 @@ def describe_api() -> None:
     ):
         extend_schema_serializer(component_name=name)(view.InputSerializer)
     extend_schema_serializer(component_name="CaseFilter")(apis.CaseListApi.FilterSerializer)
+    extend_schema_serializer(component_name="AuditFilter")(apis.TeamAuditApi.FilterSerializer)
+    extend_schema_view(
+        get=extend_schema(
+            parameters=[apis.TeamAuditApi.FilterSerializer],
+            responses={200: apis.AuditEventOutputSerializer(many=True), 403: ROLE_REFUSED, 404: NOT_A_MEMBER},
+        )
+    )(apis.TeamAuditApi)
     extend_schema_view(
         get=extend_schema(responses=apis.TeamOutputSerializer(many=True)),
         post=extend_schema(

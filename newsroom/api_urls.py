@@ -14,6 +14,7 @@ urlpatterns = [
     path("teams/<str:team_id>/", apis.TeamDetailApi.as_view(), name="team-detail"),
     path("teams/<str:team_id>/members/", apis.TeamMemberListApi.as_view(), name="team-members"),
     path("teams/<str:team_id>/members/<str:username>/", apis.TeamMemberDetailApi.as_view(), name="team-member-detail"),
+    path("teams/<str:team_id>/audit/", apis.TeamAuditApi.as_view(), name="team-audit"),
     path("cases/", apis.CaseListApi.as_view(), name="case-list"),
     path("cases/<str:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
     path("scans/<str:scan_id>/reviews/", apis.ScanReviewListApi.as_view(), name="scan-reviews"),

@@ -11,13 +11,15 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from newsroom.models import Case, Membership, ScanReview, Team
+from newsroom.models import AuditEvent, Case, Membership, ScanReview, Team
 from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
+    audit_events_for_team,
     case_get_for_user,
     case_list_for_user,
     team_get_for_user,
@@ -30,6 +32,7 @@ from newsroom.services import (
     case_create,
     case_delete,
     case_update,
+    require_owner,
     team_create,
     team_delete,
     team_member_add,
@@ -181,7 +184,7 @@ class TeamMemberListApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            membership = team_member_add(team=team, **payload.validated_data)
+            membership = team_member_add(team=team, actor=request.user, **payload.validated_data)
         except ActionRefused as exc:
             return _refused(exc)
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
@@ -210,7 +213,9 @@ class TeamMemberDetailApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            membership = team_member_change_role(team=team, membership=membership, role=payload.validated_data["role"])
+            membership = team_member_change_role(
+                team=team, membership=membership, role=payload.validated_data["role"], actor=request.user
+            )
         except ActionRefused as exc:
             return _refused(exc)
         return Response(MemberOutputSerializer(membership).data)
@@ -329,3 +334,42 @@ def _scan_or_404(request: Request, scan_id: str) -> Scan:
         return scan_get_for_user(user=request.user, scan_id=scan_id)
     except Scan.DoesNotExist:
         raise NotFound("No such scan.") from None
+
+
+class AuditEventOutputSerializer(serializers.Serializer):
+    """One entry of a team's audit log."""
+
+    action = serializers.ChoiceField(choices=AuditEvent.Action.choices)
+    action_text = serializers.CharField(source="get_action_display")
+    actor = serializers.CharField(source="actor_name", help_text="Username; empty for a share link's viewer.")
+    scan = serializers.UUIDField(source="scan_reference", allow_null=True)
+    scan_name = serializers.CharField()
+    detail = serializers.DictField(help_text="What changed: the label, the cases of a move, the member and role, ...")
+    created_at = serializers.DateTimeField()
+
+
+class AuditPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TeamAuditApi(APIView):
+    """GET: the team's audit log, newest first (`?action=`), for its owners: who uploaded, viewed through a share
+    link, labelled, shared, moved or deleted its scans, and who changed its members."""
+
+    class FilterSerializer(serializers.Serializer):
+        action = serializers.ChoiceField(choices=AuditEvent.Action.choices, required=False)
+
+    def get(self, request: Request, team_id: str) -> Response:
+        team = _team_or_404(request, team_id)
+        try:
+            require_owner(role=team.role, action="read the audit log")
+        except ActionRefused as exc:
+            return _refused(exc)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        events = audit_events_for_team(team=team, action=filters.validated_data.get("action"))
+        paginator = AuditPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)

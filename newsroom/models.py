@@ -121,3 +121,43 @@ class ScanReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} on scan {self.scan_id} by {self.reviewer_name}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to a scan or a team, and when: append-only, kept after the scan, the team or the person goes.
+
+    `team` is the team whose case held the scan at the time (None for a scan in its owner's own space); the team's
+    owners see its events, staff see all of them in the admin. `scan_reference` and `scan_name` name the scan
+    without a foreign key, so a deletion is still on record.
+    """
+
+    class Action(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        VIEWED_SHARED = "viewed_shared", "Viewed through a share link"
+        LABELLED = "labelled", "Labelled"
+        SHARED = "shared", "Created a share link"
+        UNSHARED = "unshared", "Revoked a share link"
+        MOVED = "moved", "Moved"
+        DELETED = "deleted", "Deleted"
+        MEMBER_ADDED = "member_added", "Added a member"
+        MEMBER_ROLE_CHANGED = "member_role_changed", "Changed a member's role"
+        MEMBER_REMOVED = "member_removed", "Removed a member"
+
+    action = models.CharField(max_length=24, choices=Action.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text: the record still names the person after their account is gone; empty for an anonymous viewer.
+    actor_name = models.CharField(max_length=150, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    scan_reference = models.UUIDField(null=True, blank=True, db_index=True)
+    scan_name = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'anonymous'} {self.action} {self.scan_name or ''}".strip()

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from newsroom.models import Membership, ScanReview
+from newsroom.audit import audit_record
+from newsroom.models import AuditEvent, Membership, ScanReview
 from newsroom.services import ActionRefused
 from scans.models import Scan
 
@@ -46,7 +47,7 @@ def scan_review_add(
     if locked.status != Scan.Status.DONE:
         raise ActionRefused("Only a finished scan can be reviewed: wait for its verdict.")
     previous = ScanReview.objects.filter(scan_id=scan.pk).values_list("label", flat=True).first()
-    return ScanReview.objects.create(
+    review = ScanReview.objects.create(
         scan_id=scan.pk,
         label=label,
         note=note,
@@ -54,3 +55,12 @@ def scan_review_add(
         reviewer_name=reviewer.get_username(),
         previous_label=previous or "",
     )
+    audit_record(
+        action=AuditEvent.Action.LABELLED,
+        actor=reviewer,
+        team_id=scan.case.team_id if scan.case_id else None,
+        scan_id=scan.pk,
+        scan_name=scan.original_filename,
+        detail={"label": label, "previous_label": previous or None, "note": note},
+    )
+    return review

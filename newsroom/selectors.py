@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Case as SqlCase
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
-from newsroom.models import Case, Membership, Team
+from newsroom.models import AuditEvent, Case, Membership, Team
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -102,3 +102,11 @@ def team_role_for_user(*, user: AbstractBaseUser | AnonymousUser, team_id: Any) 
     if not user.is_authenticated or team_id is None:
         return None
     return Membership.objects.filter(team_id=team_id, user=user).values_list("role", flat=True).first()
+
+
+def audit_events_for_team(*, team: Team, action: str | None = None) -> QuerySet[AuditEvent]:
+    """The team's audit log, newest first, optionally of one action (callers check that the reader is an owner)."""
+    events = AuditEvent.objects.filter(team=team).select_related("actor")
+    if action:
+        events = events.filter(action=action)
+    return events.order_by("-created_at", "-id")

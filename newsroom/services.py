@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from newsroom.models import Case, Membership, Team
+from newsroom.audit import audit_record
+from newsroom.models import AuditEvent, Case, Membership, Team
 from newsroom.selectors import case_get_for_user
 
 if TYPE_CHECKING:
@@ -92,8 +93,8 @@ def team_delete(*, team: Team) -> None:
 
 
 @transaction.atomic
-def team_member_add(*, team: Team, username: str, role: str) -> Membership:
-    """Add the user called `username` to the team with `role` (owners only)."""
+def team_member_add(*, team: Team, username: str, role: str, actor: AbstractBaseUser) -> Membership:
+    """Add the user called `username` to the team with `role` (owners only; in the audit log)."""
     require_owner(role=getattr(team, "role", None), action="add members")
     role = _clean_role(role)
     username = str(username or "").strip()
@@ -104,9 +105,13 @@ def team_member_add(*, team: Team, username: str, role: str) -> Membership:
         raise ActionRefused(f"There is no user called “{username}”.")
     try:
         with transaction.atomic():
-            return Membership.objects.create(team=team, user=user, role=role)
+            membership = Membership.objects.create(team=team, user=user, role=role)
     except IntegrityError:
         raise ActionRefused(f"{username} is already a member of this team; change their role instead.") from None
+    audit_record(
+        action=AuditEvent.Action.MEMBER_ADDED, actor=actor, team_id=team.pk, detail={"member": username, "role": role}
+    )
+    return membership
 
 
 def _keeps_an_owner(membership: Membership) -> bool:
@@ -116,14 +121,21 @@ def _keeps_an_owner(membership: Membership) -> bool:
 
 
 @transaction.atomic
-def team_member_change_role(*, team: Team, membership: Membership, role: str) -> Membership:
-    """Give a member another role (owners only); the team's last owner stays an owner."""
+def team_member_change_role(*, team: Team, membership: Membership, role: str, actor: AbstractBaseUser) -> Membership:
+    """Give a member another role (owners only; in the audit log); the team's last owner stays an owner."""
     require_owner(role=getattr(team, "role", None), action="change roles")
     role = _clean_role(role)
     if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and not _keeps_an_owner(membership):
         raise ActionRefused("A team needs at least one owner: make someone else an owner first.")
+    previous = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    audit_record(
+        action=AuditEvent.Action.MEMBER_ROLE_CHANGED,
+        actor=actor,
+        team_id=team.pk,
+        detail={"member": membership.user.get_username(), "role": role, "previous_role": previous},
+    )
     return membership
 
 
@@ -135,6 +147,12 @@ def team_member_remove(*, team: Team, membership: Membership, actor: AbstractBas
     if membership.role == Membership.Role.OWNER and not _keeps_an_owner(membership):
         raise ActionRefused("A team needs at least one owner: make someone else an owner first, or delete the team.")
     membership.delete()
+    audit_record(
+        action=AuditEvent.Action.MEMBER_REMOVED,
+        actor=actor,
+        team_id=team.pk,
+        detail={"member": membership.user.get_username(), "role": membership.role},
+    )
 
 
 def _clean_case_fields(*, title: Any = None, note: Any = None, status: Any = None) -> dict[str, str]:

@@ -11,6 +11,7 @@ app_name = "newsroom"
 urlpatterns = [
     path("teams/", views.teams, name="teams"),
     path("teams/<uuid:team_id>/", views.team, name="team"),
+    path("teams/<uuid:team_id>/audit/", views.team_audit, name="team-audit"),
     path("cases/<uuid:case_id>/", views.case, name="case"),
     # Beside the scan's own pages (scans/urls.py), which know nothing of reviews.
     path("scans/<uuid:scan_id>/review/", views.scan_review, name="scan-review"),

@@ -11,15 +11,17 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from newsroom.models import Case, Membership, Team
+from newsroom.models import AuditEvent, Case, Membership, Team
 from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
+    audit_events_for_team,
     case_get_for_user,
     case_list_for_user,
     team_get_for_user,
@@ -43,6 +45,7 @@ from scans.models import Scan
 from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role
 
 CASE_SCANS_PAGE_SIZE = 20
+AUDIT_PAGE_SIZE = 50
 
 
 class TeamCreateForm(forms.Form):
@@ -114,7 +117,7 @@ def _team_action(request: HttpRequest, team: Team) -> HttpResponse:
             form = MemberAddForm(request.POST)
             if not form.is_valid():
                 raise ActionRefused(_form_errors(form))
-            membership = team_member_add(team=team, **form.cleaned_data)
+            membership = team_member_add(team=team, actor=request.user, **form.cleaned_data)
             messages.success(
                 request, f"{membership.user.username} was added as {membership.get_role_display().lower()}."
             )
@@ -124,7 +127,9 @@ def _team_action(request: HttpRequest, team: Team) -> HttpResponse:
             except Membership.DoesNotExist:
                 raise ActionRefused("That person is not a member of this team.") from None
             if action == "change_role":
-                team_member_change_role(team=team, membership=membership, role=request.POST.get("role", ""))
+                team_member_change_role(
+                    team=team, membership=membership, role=request.POST.get("role", ""), actor=request.user
+                )
                 messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
             else:
                 team_member_remove(team=team, membership=membership, actor=request.user)
@@ -231,3 +236,18 @@ def scan_review(request: HttpRequest, scan_id: Any) -> HttpResponse:
     else:
         messages.success(request, f"Your review was recorded: {review.get_label_display().lower()}.")
     return redirect("scans:detail", scan_id=scan.pk)
+
+
+@login_required
+@require_http_methods(["GET"])
+def team_audit(request: HttpRequest, team_id: Any) -> HttpResponse:
+    """The team's audit log, for its owners (other members are told it is for owners: 403)."""
+    team = _team_or_404(request, team_id)
+    if team.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only an owner of this team can read its audit log.")
+    action = request.GET.get("action", "")
+    action = action if action in AuditEvent.Action.values else ""
+    events = audit_events_for_team(team=team, action=action or None)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"team": team, "page": page, "actions": AuditEvent.Action.choices, "action": action}
+    return render(request, "newsroom/audit.html", context)

@@ -428,7 +428,7 @@ class ScanDetailApi(APIView):
         scan = _own_scan_or_404(request, scan_id)
         if scan.owner_id != request.user.pk:
             return Response({"detail": SCAN_DELETE_OWNER_ONLY}, status=status.HTTP_403_FORBIDDEN)
-        scan_delete(scan=scan)
+        scan_delete(scan=scan, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -18,6 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from ml.result import Analysis
+from newsroom.audit import audit_record
+from newsroom.models import AuditEvent
 from newsroom.services import ActionRefused
 from scans.evidence import evidence_copy, evidence_delete, evidence_names
 from scans.models import Scan
@@ -78,6 +80,14 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile, case: C
     try:
         with transaction.atomic():
             scan.save(force_insert=True)
+            audit_record(
+                action=AuditEvent.Action.UPLOADED,
+                actor=owner,
+                team_id=case.team_id if case else None,
+                scan_id=scan.id,
+                scan_name=scan.original_filename,
+                detail={"case": str(case.pk), "case_title": case.title} if case else {},
+            )
             if earlier is None:
                 transaction.on_commit(lambda: scan_enqueue(scan_id=scan.id, job_id=scan.job_id, kind=scan.kind))
             else:
@@ -168,8 +178,25 @@ def scan_move_to_case(*, scan: Scan, actor: AbstractBaseUser, case: Case | None)
     """
     if scan.owner_id != actor.pk:
         raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+    previous = scan.case
     Scan.objects.filter(pk=scan.pk).update(case=case)
     scan.case = case
+    detail = {
+        "from_case": str(previous.pk) if previous else None,
+        "from_case_title": previous.title if previous else None,
+        "to_case": str(case.pk) if case else None,
+        "to_case_title": case.title if case else None,
+    }
+    # Each team involved keeps the move on record: the one it left and the one it joined.
+    for team_id in dict.fromkeys(filed.team_id for filed in (previous, case) if filed is not None):
+        audit_record(
+            action=AuditEvent.Action.MOVED,
+            actor=actor,
+            team_id=team_id,
+            scan_id=scan.pk,
+            scan_name=scan.original_filename,
+            detail=detail,
+        )
     return scan
 
 
@@ -177,15 +204,26 @@ def scan_move_to_case(*, scan: Scan, actor: AbstractBaseUser, case: Case | None)
 
 
 @transaction.atomic
-def scan_delete(*, scan: Scan) -> None:
+def scan_delete(*, scan: Scan, actor: AbstractBaseUser | None = None) -> None:
     """Delete the scan's row, then its stored file and evidence folder once the deletion is committed.
 
     A job still queued for it finds no row and does nothing; one already running cannot write a result
-    back, because every transition is an UPDATE of a row that no longer exists.
+    back, because every transition is an UPDATE of a row that no longer exists. The deletion is in the audit log
+    (under the team whose case held the scan), with `actor` as who did it.
     """
     storage = scan.file.storage
     file_name = scan.file.name
     scan_id = scan.pk
+    filed = Scan.objects.filter(pk=scan.pk).values("original_filename", "case__team_id", "case__title").first()
+    if filed is not None:
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            actor=actor,
+            team_id=filed["case__team_id"],
+            scan_id=scan_id,
+            scan_name=filed["original_filename"],
+            detail={"case_title": filed["case__title"]} if filed["case__title"] else {},
+        )
     Scan.objects.filter(pk=scan.pk).delete()
     if file_name:
         transaction.on_commit(lambda: storage.delete(file_name))
@@ -200,7 +238,7 @@ def scans_delete_many(*, owner: AbstractBaseUser, scan_ids: list[uuid.UUID]) -> 
     """
     scans = list(Scan.objects.filter(owner=owner, pk__in=scan_ids).only("id", "file"))
     for scan in scans:
-        scan_delete(scan=scan)
+        scan_delete(scan=scan, actor=owner)
     return {scan.id for scan in scans}
 
 

@@ -368,7 +368,7 @@ def delete(request: HttpRequest, scan_id: Any) -> HttpResponse:
         messages.error(request, SCAN_DELETE_OWNER_ONLY)
         return redirect("scans:detail", scan_id=scan.id)
     filename = scan.original_filename
-    scan_delete(scan=scan)
+    scan_delete(scan=scan, actor=request.user)
     messages.success(request, f"“{filename}” and its results were deleted.")
     return redirect("scans:dashboard")
 

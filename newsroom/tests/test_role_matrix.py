@@ -61,6 +61,12 @@ API_CALLS = [
     Call("team-get", "get", _team, (200, 200, 200, 404, 401)),
     Call("team-rename", "patch", _team, (200, 403, 403, 404, 401), lambda desk: {"name": "Desk B"}),
     Call("team-delete", "delete", _team, (204, 403, 403, 404, 401)),
+    Call(
+        "team-audit",
+        "get",
+        lambda desk: reverse("newsroom_api:team-audit", args=[desk.team.pk]),
+        (200, 403, 403, 404, 401),
+    ),
     Call("members-list", "get", _members, (200, 200, 200, 404, 401)),
     Call(
         "members-add", "post", _members, (201, 403, 403, 404, 401), lambda desk: {"username": "frank", "role": "viewer"}
