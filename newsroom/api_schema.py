@@ -27,6 +27,7 @@ def describe_api() -> None:
         (apis.CaseListApi, "CaseInput"),
         (apis.CaseDetailApi, "CaseUpdate"),
         (apis.ScanReviewListApi, "ScanReviewInput"),
+        (apis.ScanShareListApi, "ShareLinkInput"),
     ):
         extend_schema_serializer(component_name=name)(view.InputSerializer)
     extend_schema_serializer(component_name="CaseFilter")(apis.CaseListApi.FilterSerializer)
@@ -91,3 +92,16 @@ def describe_api() -> None:
             responses={201: ReviewOutputSerializer, 400: ERROR, 403: ROLE_REFUSED, 404: NOT_FOUND},
         ),
     )(apis.ScanReviewListApi)
+    extend_schema_view(
+        get=extend_schema(
+            responses={200: apis.ShareLinkOutputSerializer(many=True), 403: ROLE_REFUSED, 404: NOT_FOUND}
+        ),
+        post=extend_schema(
+            request=apis.ScanShareListApi.InputSerializer,
+            responses={201: apis.ShareLinkOutputSerializer, 400: ERROR, 403: ROLE_REFUSED, 404: NOT_FOUND},
+        ),
+    )(apis.ScanShareListApi)
+    extend_schema_view(
+        get=extend_schema(responses={200: apis.ShareLinkOutputSerializer, 403: ROLE_REFUSED, 404: NOT_FOUND}),
+        delete=extend_schema(responses={204: None, 403: ROLE_REFUSED, 404: NOT_FOUND}),
+    )(apis.ScanShareDetailApi)

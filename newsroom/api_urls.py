@@ -18,4 +18,6 @@ urlpatterns = [
     path("cases/", apis.CaseListApi.as_view(), name="case-list"),
     path("cases/<str:case_id>/", apis.CaseDetailApi.as_view(), name="case-detail"),
     path("scans/<str:scan_id>/reviews/", apis.ScanReviewListApi.as_view(), name="scan-reviews"),
+    path("scans/<str:scan_id>/shares/", apis.ScanShareListApi.as_view(), name="scan-shares"),
+    path("scans/<str:scan_id>/shares/<str:share_id>/", apis.ScanShareDetailApi.as_view(), name="scan-share-detail"),
 ]

@@ -8,15 +8,16 @@ from typing import Any
 
 from django.db.models import Count
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from newsroom.models import AuditEvent, Case, Membership, ScanReview, Team
+from newsroom.models import AuditEvent, Case, Membership, ScanReview, ShareLink, Team
 from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
     audit_events_for_team,
@@ -40,6 +41,7 @@ from newsroom.services import (
     team_member_remove,
     team_rename,
 )
+from newsroom.shares import share_link_create, share_link_revoke, share_links_for_scan
 from scans.apis import ReviewOutputSerializer
 from scans.models import Scan
 from scans.reviews import review_data, scan_review_data
@@ -373,3 +375,104 @@ class TeamAuditApi(APIView):
         paginator = AuditPagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)
+
+
+class ShareLinkOutputSerializer(serializers.Serializer):
+    """A read-only link to a scan's result page and PDF."""
+
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="The public page: anyone with it can read the result.")
+    pdf_url = serializers.SerializerMethodField()
+    token = serializers.CharField()
+    state = serializers.SerializerMethodField(help_text="active, expired or revoked.")
+    include_original = serializers.BooleanField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    view_count = serializers.IntegerField(help_text="Views of the page, the PDF and the original through the link.")
+    last_viewed_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(source="created_by_name")
+    created_at = serializers.DateTimeField()
+
+    def get_url(self, link: ShareLink) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-scan", args=[link.token]))
+
+    def get_pdf_url(self, link: ShareLink) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-pdf", args=[link.token]))
+
+    def get_state(self, link: ShareLink) -> str:
+        return link.state(timezone.now())
+
+
+class ScanShareListApi(APIView):
+    """GET: the scan's share links. POST `{"expires_in_days", "include_original"}`: a new one. For the scan's
+    uploader and its team's owners and analysts (viewers 403; anyone else 404)."""
+
+    class InputSerializer(serializers.Serializer):
+        expires_in_days = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=365, help_text="Omit or null: never expires."
+        )
+        include_original = serializers.BooleanField(
+            required=False, default=False, help_text="Whether the link also serves the original file (off by default)."
+        )
+
+    def get(self, request: Request, scan_id: str) -> Response:
+        scan = _scan_or_404(request, scan_id)
+        try:
+            links = share_links_for_scan(
+                scan=scan, user=request.user, team_role=scan_team_role(scan=scan, user=request.user)
+            )
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(ShareLinkOutputSerializer(links, many=True, context={"request": request}).data)
+
+    def post(self, request: Request, scan_id: str) -> Response:
+        scan = _scan_or_404(request, scan_id)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            link = share_link_create(
+                scan=scan,
+                actor=request.user,
+                team_role=scan_team_role(scan=scan, user=request.user),
+                **payload.validated_data,
+            )
+        except ActionRefused as exc:
+            return _refused(exc)
+        data = ShareLinkOutputSerializer(link, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ScanShareDetailApi(APIView):
+    """GET: one share link of the scan. DELETE: revoke it (it opens nothing any more; it stays listed)."""
+
+    def _link_or_404(self, request: Request, scan_id: str, share_id: str) -> tuple[ShareLink, str | None]:
+        scan = _scan_or_404(request, scan_id)
+        team_role = scan_team_role(scan=scan, user=request.user)
+        try:
+            share_links_for_scan(scan=scan, user=request.user, team_role=team_role)
+        except ActionRefused as exc:
+            raise PermissionDenied(exc.message) from None
+        link = ShareLink.objects.filter(scan=scan, pk=_positive_int(share_id)).select_related("scan__case").first()
+        if link is None:
+            raise NotFound("No such share link.")
+        return link, team_role
+
+    def get(self, request: Request, scan_id: str, share_id: str) -> Response:
+        link, _team_role = self._link_or_404(request, scan_id, share_id)
+        return Response(ShareLinkOutputSerializer(link, context={"request": request}).data)
+
+    def delete(self, request: Request, scan_id: str, share_id: str) -> Response:
+        link, team_role = self._link_or_404(request, scan_id, share_id)
+        try:
+            share_link_revoke(link=link, actor=request.user, team_role=team_role)
+        except ActionRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _positive_int(value: str) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None

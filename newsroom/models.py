@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -161,3 +163,44 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'anonymous'} {self.action} {self.scan_name or ''}".strip()
+
+
+def new_share_token() -> str:
+    """43 URL-safe characters from 256 random bits: a link nobody can guess."""
+    return secrets.token_urlsafe(32)
+
+
+class ShareLink(models.Model):
+    """A read-only link to one scan's result page and PDF, for someone without an account.
+
+    Made by the scan's uploader or an owner or analyst of its team. It works until it expires (`expires_at`, if
+    set) or is revoked; the original file is reachable through it only with `include_original`. Every view of the
+    page, the PDF or the file is counted here and written to the audit log.
+    """
+
+    scan = models.ForeignKey("scans.Scan", on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    include_original = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_by_name = models.CharField(max_length=150)
+    view_count = models.PositiveIntegerField(default=0)
+    last_viewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"share link {self.pk} of scan {self.scan_id}"
+
+    def state(self, now: datetime) -> str:
+        """active, expired or revoked."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"

@@ -11,14 +11,16 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from newsroom.models import AuditEvent, Case, Membership, Team
+from newsroom.models import AuditEvent, Case, Membership, ShareLink, Team
 from newsroom.reviews import scan_review_add
 from newsroom.selectors import (
     audit_events_for_team,
@@ -41,8 +43,18 @@ from newsroom.services import (
     team_member_remove,
     team_rename,
 )
+from newsroom.shares import (
+    ShareLinkGone,
+    share_link_count_view,
+    share_link_create,
+    share_link_open,
+    share_link_revoke,
+)
+from scans.evidence import evidence_file_response
+from scans.exports import export_response, scan_export_pdf, scan_export_pdf_filename
 from scans.models import Scan
 from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role
+from scans.views import scan_detail_context, scan_file_response
 
 CASE_SCANS_PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 50
@@ -251,3 +263,120 @@ def team_audit(request: HttpRequest, team_id: Any) -> HttpResponse:
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"team": team, "page": page, "actions": AuditEvent.Action.choices, "action": action}
     return render(request, "newsroom/audit.html", context)
+
+
+@login_required
+@require_POST
+def scan_shares(request: HttpRequest, scan_id: Any) -> HttpResponse:
+    """From the result page: `action=create` a share link (`expires_in_days`, `include_original`), or
+    `action=revoke` one (`link`)."""
+    try:
+        scan = scan_get_for_user(user=request.user, scan_id=scan_id)
+    except Scan.DoesNotExist:
+        raise Http404("No such scan.") from None
+    team_role = scan_team_role(scan=scan, user=request.user)
+    action = request.POST.get("action", "")
+    try:
+        if action == "create":
+            days = request.POST.get("expires_in_days", "").strip()
+            if days and not days.isdigit():
+                raise ActionRefused("Choose when the link expires.")
+            share_link_create(
+                scan=scan,
+                actor=request.user,
+                team_role=team_role,
+                expires_in_days=int(days) if days else None,
+                include_original=request.POST.get("include_original") == "1",
+            )
+            messages.success(request, "A share link was created: copy it from the Share box.")
+        elif action == "revoke":
+            link = ShareLink.objects.filter(scan=scan, pk=_int_or_none(request.POST.get("link"))).first()
+            if link is None:
+                raise ActionRefused("That share link does not exist (any more).")
+            share_link_revoke(link=link, actor=request.user, team_role=team_role)
+            messages.success(request, "The share link was revoked: it opens nothing any more.")
+        else:
+            raise ActionRefused("Choose whether to create or revoke a share link.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("scans:detail", scan_id=scan.pk)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def _shared_headers(response: HttpResponse) -> HttpResponse:
+    # The token is the only key: no shared cache keeps the page, no search engine lists it, no Referer carries it.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _open_or_gone(request: HttpRequest, token: str) -> ShareLink | HttpResponse:
+    try:
+        return share_link_open(token=token)
+    except ShareLinkGone as gone:
+        page = render(request, "newsroom/shared_gone.html", {"message": gone.message}, status=gone.status_code)
+        return _shared_headers(page)
+
+
+def _shared_urls(link: ShareLink) -> dict[str, str]:
+    return {
+        "file": reverse("newsroom:shared-file", args=[link.token]) if link.include_original else "",
+        "evidence": reverse("newsroom:shared-evidence", args=[link.token, "_"])[:-1],
+        "pdf": reverse("newsroom:shared-pdf", args=[link.token]),
+        "json": "",
+    }
+
+
+@require_http_methods(["GET"])
+def shared_scan(request: HttpRequest, token: str) -> HttpResponse:
+    """The read-only result page behind a share link, for anyone who has the link (no account); counted."""
+    link = _open_or_gone(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    share_link_count_view(link=link, what="page")
+    context = scan_detail_context(link.scan, user=AnonymousUser(), urls=_shared_urls(link), shared=link)
+    return _shared_headers(render(request, "scans/detail.html", context))
+
+
+@require_http_methods(["GET"])
+def shared_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    """The PDF report behind a share link (its picture only when the link includes the original); counted."""
+    link = _open_or_gone(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    share_link_count_view(link=link, what="pdf")
+    return export_response(
+        content=scan_export_pdf(scan=link.scan, with_original=link.include_original),
+        content_type="application/pdf",
+        filename=scan_export_pdf_filename(scan=link.scan),
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+def shared_evidence(request: HttpRequest, token: str, name: str) -> HttpResponse:
+    """An evidence image of the shared result page (part of the page: not counted again)."""
+    link = _open_or_gone(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    return evidence_file_response(scan=link.scan, name=name)
+
+
+@require_http_methods(["GET", "HEAD"])
+def shared_file(request: HttpRequest, token: str) -> HttpResponse:
+    """The original file, only through a link made with it; counted."""
+    link = _open_or_gone(request, token)
+    if isinstance(link, HttpResponse):
+        return link
+    if not link.include_original:
+        raise Http404("This link does not include the original file.")
+    if request.method == "GET":
+        share_link_count_view(link=link, what="original")
+    return scan_file_response(link.scan)

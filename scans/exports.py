@@ -149,11 +149,11 @@ def _deciding_face(faces: tuple[ScoredFace, ...]) -> ScoredFace:
 # --- PDF ---------------------------------------------------------------------------------------------
 
 
-def scan_export_pdf(*, scan: Scan) -> bytes:
-    """The scan's PDF report (laid out in `scans.report_pdf`)."""
+def scan_export_pdf(*, scan: Scan, with_original: bool = True) -> bytes:
+    """The scan's PDF report (laid out in `scans.report_pdf`); without the original, a photo's picture is left out."""
     from scans.report_pdf import scan_report_pdf
 
-    return scan_report_pdf(scan=scan)
+    return scan_report_pdf(scan=scan, with_original=with_original)
 
 
 def scan_export_pdf_filename(*, scan: Scan) -> str:

@@ -58,8 +58,9 @@ KEY_FRAME_WIDTH_CM = 5.4
 KEY_FRAMES_PER_ROW = 3
 
 
-def scan_report_pdf(*, scan: Scan) -> bytes:
-    """The scan's report as PDF bytes (see the module docstring for what it holds)."""
+def scan_report_pdf(*, scan: Scan, with_original: bool = True) -> bytes:
+    """The scan's report as PDF bytes (see the module docstring for what it holds). Without the original (a share
+    link made without it), a photo is not pictured: its face crops and heatmaps still are."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import cm
     from reportlab.platypus import SimpleDocTemplate
@@ -69,7 +70,7 @@ def scan_report_pdf(*, scan: Scan) -> bytes:
     scoring = scan_video_scoring(scan=scan, analysis=analysis)
     story: list[Any] = []
     story += _verdict_section(scan, analysis, styles)
-    story += _picture_and_facts(scan, analysis, styles)
+    story += _picture_and_facts(scan, analysis, styles, with_original=with_original)
     story += _faces_section(scan, analysis, scoring, styles)
     if analysis.is_video:
         story += _timeline_section(analysis, scoring, styles)
@@ -168,11 +169,13 @@ def _verdict_section(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> 
     return story
 
 
-def _picture_and_facts(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> list[Any]:
+def _picture_and_facts(
+    scan: Scan, analysis: Analysis, styles: dict[str, Any], *, with_original: bool = True
+) -> list[Any]:
     from reportlab.lib.units import cm
     from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-    picture = _picture(scan, analysis)
+    picture = _picture(scan, analysis) if with_original or analysis.is_video else None
     facts = [
         ("Kind", f"{scan.get_kind_display()} ({scan.content_type}, {scan.size_bytes:,} bytes)"),
         ("SHA-256", scan.sha256),

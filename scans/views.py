@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
@@ -71,6 +72,23 @@ def _scan_or_404(request: HttpRequest, scan_id: Any) -> Scan:
     except Scan.DoesNotExist:
         # Another user's scan is indistinguishable from one that does not exist.
         raise Http404("No such scan.") from None
+
+
+def share_links_for_page(scan: Scan) -> list[dict[str, Any]]:
+    """The scan's share links as the page lists them: state, views, and the public URL of the working ones."""
+    now = timezone.now()
+    return [
+        {
+            "pk": link.pk,
+            "state": link.state(now),
+            "url": reverse("newsroom:shared-scan", args=[link.token]),
+            "view_count": link.view_count,
+            "include_original": link.include_original,
+            "expires_at": link.expires_at,
+            "created_by_name": link.created_by_name,
+        }
+        for link in scan.share_links.all()
+    ]
 
 
 def filing_choices(user: Any) -> list[tuple[str, str]]:
@@ -272,6 +290,29 @@ def _frame_gap(analysis: Analysis) -> float:
     return round(max(gaps), 3) if gaps else 1.0
 
 
+def _owner_urls(scan: Scan) -> dict[str, str]:
+    """Where the result page's media, evidence and exports come from, for those who can see the scan."""
+    return {
+        "file": reverse("scans:file", args=[scan.id]),
+        # Evidence names are appended to this prefix (they are plain file names: `face-0-crop.jpg`).
+        "evidence": reverse("scans:evidence", args=[scan.id, "_"])[:-1],
+        "pdf": reverse("scans:export-pdf", args=[scan.id]),
+        "json": reverse("scans:export-json", args=[scan.id]),
+    }
+
+
+def scan_detail_context(
+    scan: Scan, *, user: Any, urls: dict[str, str] | None = None, shared: Any = None
+) -> dict[str, Any]:
+    """What the result page shows; `urls` and `shared` (a share link) make it the read-only shared view."""
+    context = _detail_context(scan, user=user)
+    context["urls"] = urls or _owner_urls(scan)
+    context["shared"] = shared
+    if shared is not None:
+        context.update(can_review=False, can_share=False, share_links=[], move_choices=[])
+    return context
+
+
 def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
     analysis = scan.analysis
     is_owner = scan.owner_id == user.pk
@@ -318,6 +359,9 @@ def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
         "review": reviews["current"],
         "review_history": reviews["history"],
         "can_review": scan.status == Scan.Status.DONE and (is_owner or team_role in CONTRIBUTOR_ROLES),
+        # The same people make share links (newsroom.shares), of a finished scan.
+        "can_share": scan.status == Scan.Status.DONE and (is_owner or team_role in CONTRIBUTOR_ROLES),
+        "share_links": share_links_for_page(scan) if (is_owner or team_role in CONTRIBUTOR_ROLES) else [],
         "review_labels": REVIEW_LABEL_TEXT,
     }
 
@@ -334,7 +378,10 @@ def _progress_percent(progress: dict[str, Any]) -> int | None:
 def detail(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Everything known about one scan; a queued or running one refreshes itself (static/js/scan.js)."""
     scan = _scan_or_404(request, scan_id)
-    return render(request, "scans/detail.html", _detail_context(scan, user=request.user))
+    context = scan_detail_context(scan, user=request.user)
+    for link in context["share_links"]:
+        link["url"] = request.build_absolute_uri(link["url"])
+    return render(request, "scans/detail.html", context)
 
 
 @login_required
@@ -388,7 +435,11 @@ def _download_filename(scan: Scan) -> str:
 @require_http_methods(["GET", "HEAD"])
 def scan_file(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Stream the original upload to its owner only; it is never reachable through a public URL."""
-    scan = _scan_or_404(request, scan_id)
+    return scan_file_response(_scan_or_404(request, scan_id))
+
+
+def scan_file_response(scan: Scan) -> HttpResponse:
+    """The original upload, streamed when a browser can play it, else as a download (the caller checked access)."""
     streamable = scan.content_type in STREAMABLE_CONTENT_TYPES
     # Opened directly, the file gets no scripts, plugins or same-origin rights whatever it turns out to be.
     return private_file_response(

@@ -1,7 +1,7 @@
 """A verification desk for the role tests: one team with an owner, an analyst and a viewer, a case, a scan filed in it.
 
 alice owns the team, carol is its analyst, dave its viewer, erin a second viewer (a member to remove); bob and
-frank are signed up but not in the team, and anonymous is nobody. carol's scan is filed in the case.
+frank are signed up but not in the team, and anonymous is nobody. carol's scan is filed in the case, with a share link.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from newsroom.models import Case, Membership, Team
+from newsroom.models import Case, Membership, ShareLink, Team
 from newsroom.services import case_create, team_create
 from scans.models import Scan
 from scans.tests.uploads import make_scan_row
@@ -23,6 +23,7 @@ class Desk:
     team: Team
     case: Case
     scan: Scan
+    share: ShareLink
     users: dict[str, object]
 
     def user(self, role: str) -> object | None:
@@ -63,9 +64,11 @@ def desk(alice, bob, carol, dave, erin, django_user_model) -> Desk:
         result={"verdict": "fake", "fake_probability": 0.91, "faces": [], "media": {"width": 64, "height": 48}},
         case=case,
     )
+    share = ShareLink.objects.create(scan=scan, created_by=carol, created_by_name="carol")
     return Desk(
         team=team,
         case=case,
         scan=scan,
+        share=share,
         users={"owner": alice, "analyst": carol, "viewer": dave, "non_member": bob, "anonymous": None},
     )

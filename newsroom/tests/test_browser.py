@@ -3,10 +3,12 @@ scan pages fit a phone and pass axe-core. Skipped, saying why, where Chromium, P
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
 
-from newsroom.models import Membership, ScanReview
+from newsroom.models import Membership, ScanReview, ShareLink
 from newsroom.services import case_create, team_create
 from scans.services import scan_create
 from scans.tests.test_browser_pages import (
@@ -82,3 +84,39 @@ def test_team_case_and_reviewed_scan_pages_fit_and_pass_axe(chromium, live_serve
     ):
         page.goto(f"{live_server.url}{url}")
         _check_layout_and_accessibility(page, f"newsroom-{name}", viewport["width"], axe_source)
+
+
+def test_a_share_link_made_on_the_page_opens_logged_out_and_stops_when_revoked(chromium, live_server, team_scan):
+    _team, _case, scan = team_scan
+    page = _page(chromium, live_server, DESKTOP, user="carol")
+
+    page.goto(f"{live_server.url}{reverse('scans:detail', args=[scan.pk])}")
+    page.select_option("#share-expiry", "7")
+    page.click("[data-share-form] button[type=submit]")
+    page.wait_for_selector("[data-share-url]")
+    shared_url = page.locator("[data-share-url]").first.input_value()
+    assert shared_url.startswith(f"{live_server.url}/shared/")
+
+    # A fresh browser context: no session, no cookies, nobody logged in.
+    # CSP is bypassed only so axe can be injected.
+    visitor = chromium.new_context(viewport=PHONE, accept_downloads=True, bypass_csp=True).new_page()
+    visitor.goto(shared_url)
+    assert visitor.locator("[data-shared-banner]").inner_text().startswith("Shared view.")
+    # The same verdict as the team sees.
+    assert visitor.locator(".verdict-headline").inner_text() == page.locator(".verdict-headline").inner_text()
+    assert visitor.locator("img[data-heatmap]").count() == 1
+    visitor.wait_for_function("document.querySelector('img[data-heatmap]').naturalWidth > 0")
+    assert visitor.locator(".media-card").count() == 0
+    assert visitor.locator("text=Log in").count() >= 1
+    _check_layout_and_accessibility(visitor, "newsroom-shared-view", PHONE["width"], _axe_source())
+    with visitor.expect_download() as download_info:
+        visitor.click("[data-export-pdf]")
+    assert Path(download_info.value.path()).read_bytes().startswith(b"%PDF-")
+    assert ShareLink.objects.get(scan=scan).view_count == 2
+
+    page.reload()
+    page.click("[data-share-link] button:has-text('Revoke')")
+    page.wait_for_selector("[data-share-link][data-share-state=revoked]")
+    response = visitor.goto(shared_url)
+    assert response.status == 410
+    assert "turned off" in visitor.locator("[data-shared-gone]").inner_text()

@@ -120,6 +120,25 @@ API_CALLS = [
         lambda desk: {"label": "confirmed_fake", "note": "checked"},
     ),
     Call(
+        "shares-list",
+        "get",
+        lambda desk: reverse("newsroom_api:scan-shares", args=[desk.scan.pk]),
+        (200, 200, 403, 404, 401),
+    ),
+    Call(
+        "share-create",
+        "post",
+        lambda desk: reverse("newsroom_api:scan-shares", args=[desk.scan.pk]),
+        (201, 201, 403, 404, 401),
+        lambda desk: {"expires_in_days": 7},
+    ),
+    Call(
+        "share-revoke",
+        "delete",
+        lambda desk: reverse("newsroom_api:scan-share-detail", args=[desk.scan.pk, desk.share.pk]),
+        (204, 204, 403, 404, 401),
+    ),
+    Call(
         "upload-into-case",
         "post",
         lambda desk: reverse("api:scan-list"),
