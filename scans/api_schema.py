@@ -34,13 +34,17 @@ def describe_api() -> None:
     _described = True
     # Views name their input serializer `InputSerializer`: give each its own component name.
     extend_schema_serializer(component_name="ScanUpload")(apis.ScanListApi.InputSerializer)
+    extend_schema_serializer(component_name="ScanByUrl")(apis.ScanListApi.LinkSerializer)
     extend_schema_view(
         get=extend_schema(
             parameters=[apis.ScanListApi.FilterSerializer],
             responses={200: apis.ScanSummaryOutputSerializer(many=True), 404: NOT_FOUND},
         ),
         post=extend_schema(
-            request={"multipart/form-data": apis.ScanListApi.InputSerializer},
+            request={
+                "multipart/form-data": apis.ScanListApi.InputSerializer,
+                "application/json": apis.ScanListApi.LinkSerializer,
+            },
             responses={
                 202: apis.ScanDetailOutputSerializer,
                 400: ERROR,

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,12 +32,14 @@ from scans.services import (
     SCAN_DELETE_OWNER_ONLY,
     SCAN_MOVE_OWNER_ONLY,
     scan_create,
+    scan_create_from_url,
     scan_delete,
     scan_move_to_case,
     scans_delete_many,
 )
 from scans.upload_handlers import ScanUploadHandler
 from scans.uploads import UploadRejected
+from scans.url_fetch import FetchFailed, source_url_check
 from scans.wording import MANIPULATION_EXPLAINED, scoring_sentence, verdict_counts_text
 from training.models import ModelVersion
 
@@ -81,6 +83,7 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
             "page_url",
             "owner",
             "case",
+            "source_url",
             "review_label",
             "kind",
             "status",
@@ -328,7 +331,8 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
 class ScanListApi(APIView):
     """GET: the caller's own scans, newest first, paginated and filtered. POST: upload a file to scan."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    # JSON too, for a scan by URL (`{"source_url": ...}`).
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
         """Install `ScanUploadHandler` before anything (CSRF checks included) reads the request body."""
@@ -347,6 +351,14 @@ class ScanListApi(APIView):
             required=False,
             help_text="A case of one of your teams: every scan filed in it, whoever uploaded it (instead of yours).",
         )
+
+    class LinkSerializer(serializers.Serializer):
+        source_url = serializers.URLField(
+            max_length=2000,
+            help_text="Instead of `file`: a link to an image, a video, or a page that embeds one (og:video, og:image, "
+            "<video>, <source>). A worker downloads it (status `fetching`), then it is scanned like an upload.",
+        )
+        case = serializers.UUIDField(required=False, allow_null=True)
 
     class InputSerializer(serializers.Serializer):
         # Empty files pass here so that scan_create gives its own reason, like any other rejected content.
@@ -376,6 +388,10 @@ class ScanListApi(APIView):
         try:
             # The size is checked before `request.data`, which reads the whole body.
             with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
+                if "source_url" in request.data:
+                    scan = attempt.accept(_scan_from_link(request, self.LinkSerializer(data=request.data)))
+                    data = ScanDetailOutputSerializer(scan, context={"request": request}).data
+                    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
                 upload = self.InputSerializer(data=request.data)
                 if not upload.is_valid():
                     # Every refusal of an upload answers {"detail": ...}, a missing field too.
@@ -524,6 +540,24 @@ def _upload_error(errors: dict[str, Any]) -> str:
     if "required" in codes or "invalid" in codes or not field_errors:
         return "Send the file to scan as multipart/form-data in a field named `file`."
     return str(field_errors[0])
+
+
+def _scan_from_link(request: Request, link: serializers.Serializer) -> Scan:
+    """A scan by URL from a validated link (refusals as `UploadRejected`, so the quota unit is given back)."""
+    if request.FILES:
+        raise UploadRejected("Send either a file or a `source_url`, not both.")
+    if not link.is_valid():
+        errors = link.errors
+        if "source_url" in errors:
+            raise UploadRejected(f"`source_url`: {errors['source_url'][0]} Give a full http:// or https:// link.")
+        raise UploadRejected("`case` must be the id of a case of one of your teams.")
+    source_url = link.validated_data["source_url"]
+    try:
+        source_url_check(source_url)
+    except FetchFailed as exc:
+        raise UploadRejected(f"This link cannot be scanned: {exc.message}") from None
+    case = _case_for_upload(request, link.validated_data.get("case"))
+    return scan_create_from_url(owner=request.user, source_url=source_url, case=case)
 
 
 def _case_for_upload(request: Request, case_id: Any) -> Case | None:

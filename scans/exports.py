@@ -52,6 +52,8 @@ CSV_COLUMNS = (
     "reviewed_by",
     "reviewed_at",
     "review_note",
+    # Scans by URL: the link given (empty for an upload).
+    "source_url",
 )
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection through a file name).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -88,6 +90,8 @@ def scan_export_data(*, scan: Scan) -> dict[str, Any]:
             "started_at": _iso(scan.started_at),
             "finished_at": _iso(scan.finished_at),
             "reused_from": str(scan.reused_from_id) if scan.reused_from_id else None,
+            "source_url": scan.source_url or None,
+            "media_url": scan.media_url or None,
         },
         "models": {"image": _model_label(scan.image_model_version), "video": _model_label(scan.video_model_version)},
         "review": reviews["current"],
@@ -136,6 +140,7 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
             review.reviewer_name if review else "",
             _iso(review.created_at) if review else "",
             review.note if review else "",
+            scan.source_url,
         )
         writer.writerow([_csv_cell(value) for value in row])
     return buffer.getvalue()

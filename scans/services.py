@@ -23,7 +23,7 @@ from newsroom.models import AuditEvent
 from newsroom.services import ActionRefused
 from scans.evidence import evidence_copy, evidence_delete, evidence_names
 from scans.models import Scan
-from scans.queues import analysis_enqueue, job_id_for
+from scans.queues import analysis_enqueue, fetch_enqueue, job_id_for
 from scans.signals import scan_finished
 from scans.uploads import FALLBACK_FILENAME, UploadRejected, display_filename, inspect_upload, local_upload
 from training.models import ModelVersion
@@ -31,6 +31,7 @@ from training.selectors import model_version_active
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+    from django.core.files import File
     from django.core.files.uploadedfile import UploadedFile
 
     from newsroom.models import Case
@@ -98,6 +99,115 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile, case: C
         scan.file.storage.delete(scan.file.name)
         raise
     return scan
+
+
+FETCH_JOB = "scans.jobs.fetch_scan"
+
+
+def scan_create_from_url(*, owner: AbstractBaseUser, source_url: str, case: Case | None = None) -> Scan:
+    """A scan of the media at `source_url`, which a worker downloads first (`fetch_scan`): the row starts as
+    `fetching`, with the link recorded and the last part of its path as the name shown until the download names
+    the media. The link is checked before (`scans.url_fetch.source_url_check`) by the caller."""
+    name = display_filename(source_url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "linked-media")
+    with transaction.atomic():
+        scan = Scan.objects.create(
+            owner=owner,
+            kind="",
+            original_filename=name,
+            size_bytes=0,
+            sha256="",
+            status=Scan.Status.FETCHING,
+            source_url=source_url,
+            case=case,
+            progress={"stage": "downloading"},
+        )
+        audit_record(
+            action=AuditEvent.Action.UPLOADED,
+            actor=owner,
+            team_id=case.team_id if case else None,
+            scan_id=scan.id,
+            scan_name=scan.original_filename,
+            detail={"source_url": source_url, **({"case": str(case.pk), "case_title": case.title} if case else {})},
+        )
+        transaction.on_commit(lambda: _fetch_enqueue(scan.id))
+    return scan
+
+
+def _fetch_enqueue(scan_id: uuid.UUID) -> None:
+    try:
+        fetch_enqueue(scan_id=scan_id, job=FETCH_JOB)
+    except redis.RedisError:
+        logger.exception("Could not enqueue the download of scan %s", scan_id)
+        scan_mark_failed(scan_id=scan_id, error_message=QUEUE_UNAVAILABLE_MESSAGE)
+
+
+def scan_fill_fetched(*, scan_id: uuid.UUID | str, fetched_file: File, filename: str, media_url: str) -> bool:
+    """fetching -> queued (or done, reusing an earlier result, as `scan_create`): the downloaded media judged like
+    an upload (`UploadRejected` for one that is not accepted), stored, and its analysis enqueued on commit.
+    False when the scan is gone or no longer fetching (deleted meanwhile: the stored file is removed again)."""
+    scan = Scan.objects.filter(pk=scan_id, status=Scan.Status.FETCHING).first()
+    if scan is None:
+        return False
+    with local_upload(fetched_file) as (local_path, digest, content):
+        media_type = inspect_upload(local_path, digest)
+        image_version, video_version = _versions_for(media_type.kind)
+        scan.kind = media_type.kind
+        scan.original_filename = display_filename(filename)
+        scan.size_bytes = digest.size_bytes
+        scan.sha256 = digest.sha256
+        scan.content_type = media_type.content_type
+        scan.image_model_version = image_version
+        scan.video_model_version = video_version
+        scan.media_url = media_url
+        earlier = _reusable_scan(scan)
+        if earlier is None:
+            scan.status = Scan.Status.QUEUED
+            scan.job_id = job_id_for(scan.id)
+            scan.progress = {}
+        else:
+            _copy_result(earlier, into=scan)
+        content.seek(0)
+        scan.file.save(f"{FALLBACK_FILENAME}{media_type.suffix}", content, save=False)
+    fields = {
+        name: getattr(scan, name)
+        for name in (
+            "kind",
+            "original_filename",
+            "size_bytes",
+            "sha256",
+            "content_type",
+            "image_model_version",
+            "video_model_version",
+            "media_url",
+            "status",
+            "job_id",
+            "progress",
+            "file",
+            "verdict",
+            "fake_probability",
+            "faces",
+            "timings",
+            "result",
+            "reused_from",
+            "started_at",
+            "finished_at",
+        )
+    }
+    try:
+        with transaction.atomic():
+            if Scan.objects.filter(pk=scan.pk, status=Scan.Status.FETCHING).update(**fields) != 1:
+                transaction.on_commit(lambda: scan.file.storage.delete(scan.file.name))
+                return False
+            if earlier is None:
+                transaction.on_commit(lambda: scan_enqueue(scan_id=scan.id, job_id=scan.job_id, kind=scan.kind))
+            else:
+                names = sorted(evidence_names(Analysis.from_json(scan.result, kind=scan.kind)))
+                transaction.on_commit(lambda: evidence_copy(from_scan_id=earlier.id, to_scan_id=scan.id, names=names))
+                _announce_finished(scan.id)
+    except BaseException:
+        scan.file.storage.delete(scan.file.name)
+        raise
+    return True
 
 
 def _reusable_scan(scan: Scan) -> Scan | None:
@@ -298,12 +408,14 @@ def scan_mark_done(*, scan_id: uuid.UUID | str, result: dict) -> bool:
 
 @transaction.atomic
 def scan_mark_failed(*, scan_id: uuid.UUID | str, error_message: str, job_id: str | None = None) -> bool:
-    """queued or processing -> failed with a user-facing reason; a finished scan is left as it is.
+    """fetching, queued or processing -> failed with a user-facing reason; a finished scan is left as it is.
 
     With `job_id`, only while that is still the scan's job: a late report about a job the scan has moved
     on from (RQ failing the job of a crashed worker after the scan was re-queued) changes nothing.
     """
-    unfinished = Scan.objects.filter(pk=scan_id, status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING])
+    unfinished = Scan.objects.filter(
+        pk=scan_id, status__in=[Scan.Status.FETCHING, Scan.Status.QUEUED, Scan.Status.PROCESSING]
+    )
     if job_id is not None:
         unfinished = unfinished.filter(job_id=job_id)
     updated = unfinished.update(

@@ -42,11 +42,13 @@ from scans.services import (
     SCAN_DELETE_OWNER_ONLY,
     SCAN_MOVE_OWNER_ONLY,
     scan_create,
+    scan_create_from_url,
     scan_delete,
     scan_move_to_case,
     scans_delete_many,
 )
 from scans.uploads import UploadRejected, display_filename
+from scans.url_fetch import FetchFailed, source_url_check
 from scans.wording import (
     MANIPULATION_EXPLAINED,
     OUT_OF_SCOPE_HEADLINE,
@@ -148,9 +150,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 except ActionRefused as refused:
                     upload_form.add_error("case", refused.message)
                     return _render_dashboard(request, upload_form, status=refused.status_code)
-            scan = attempt.accept(
-                scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"], case=case)
-            )
+            source_url = upload_form.cleaned_data.get("source_url")
+            if source_url:
+                try:
+                    source_url_check(source_url)
+                except FetchFailed as refused:
+                    upload_form.add_error("source_url", f"This link cannot be scanned: {refused.message}")
+                    return _render_dashboard(request, upload_form, status=400)
+                scan = attempt.accept(scan_create_from_url(owner=request.user, source_url=source_url, case=case))
+            else:
+                scan = attempt.accept(
+                    scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"], case=case)
+                )
     except UploadThrottled as throttled:
         upload_form.add_error(None, throttled.message)
         response = _render_dashboard(request, upload_form, status=429)
@@ -159,7 +170,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     except UploadRejected as rejection:
         upload_form.add_error("file", rejection.message)
         return _render_dashboard(request, upload_form, status=rejection.status_code)
-    if scan.reused_from_id:
+    if scan.status == Scan.Status.FETCHING:
+        messages.success(
+            request,
+            "The link was accepted: its media is being downloaded, then it will be analysed.",
+            extra_tags="while-running",
+        )
+    elif scan.reused_from_id:
         messages.success(
             request,
             f"“{scan.original_filename}” was already analysed with the same models, so its earlier result is shown.",
@@ -293,7 +310,8 @@ def _frame_gap(analysis: Analysis) -> float:
 def _owner_urls(scan: Scan) -> dict[str, str]:
     """Where the result page's media, evidence and exports come from, for those who can see the scan."""
     return {
-        "file": reverse("scans:file", args=[scan.id]),
+        # A scan by URL has no file until its media is downloaded.
+        "file": reverse("scans:file", args=[scan.id]) if scan.file else "",
         # Evidence names are appended to this prefix (they are plain file names: `face-0-crop.jpg`).
         "evidence": reverse("scans:evidence", args=[scan.id, "_"])[:-1],
         "pdf": reverse("scans:export-pdf", args=[scan.id]),
@@ -435,7 +453,10 @@ def _download_filename(scan: Scan) -> str:
 @require_http_methods(["GET", "HEAD"])
 def scan_file(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Stream the original upload to its owner only; it is never reachable through a public URL."""
-    return scan_file_response(_scan_or_404(request, scan_id))
+    scan = _scan_or_404(request, scan_id)
+    if not scan.file:
+        raise Http404("This scan's media has not been downloaded yet.")
+    return scan_file_response(scan)
 
 
 def scan_file_response(scan: Scan) -> HttpResponse:

@@ -1,5 +1,5 @@
 """What goes over the wire to a receiver: the signed payload, and a POST that reaches only addresses the SSRF
-policy allows (`webhooks.destinations`), on every redirect too.
+policy allows (`scans.destinations`), on every redirect too.
 
 Signing: `X-Unmask-Signature: sha256=<hex>` is HMAC-SHA256 with the endpoint's secret over
 `"<X-Unmask-Timestamp>." + body`; the timestamp (Unix seconds) is signed too so a receiver can refuse replays.
@@ -11,7 +11,6 @@ import functools
 import hashlib
 import hmac
 import http.client
-import socket
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,14 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from scans.destinations import (
+    Destination,
+    DestinationRefused,
+    connect_to_checked_address,
+    destination_resolve,
+    redirect_target,
+)
 from scans.reviews import review_data, scan_review_current
-from webhooks.destinations import Destination, DestinationRefused, destination_resolve, redirect_target
 
 if TYPE_CHECKING:
     from scans.models import Scan
@@ -52,6 +57,7 @@ def webhook_payload(*, scan: Scan) -> dict[str, Any]:
             "created_at": scan.created_at.isoformat(),
             "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
             "error": scan.error_message,
+            "source_url": scan.source_url or None,
             "review": review_data(scan_review_current(scan=scan)),
             "result": scan.result,
         },
@@ -121,26 +127,10 @@ def _post_once(destination: Destination, *, body: bytes, headers: dict[str, str]
     # http.client opens its socket through this hook, with the URL's host; it is replaced so that the socket goes
     # to the addresses just checked, never to a second DNS answer (rebinding), while the Host header and the TLS
     # server name stay the URL's.
-    connection._create_connection = functools.partial(_connect_to_checked_address, destination)
+    connection._create_connection = functools.partial(connect_to_checked_address, destination)
     try:
         connection.request("POST", destination.target, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.getheader("Location") or ""
     finally:
         connection.close()
-
-
-def _connect_to_checked_address(
-    destination: Destination,
-    _host_and_port: tuple[str, int],
-    timeout: float,
-    source_address: tuple[str, int] | None = None,
-) -> socket.socket:
-    """A socket to the first of the destination's checked addresses that accepts (as socket.create_connection)."""
-    last_error: OSError = OSError(f"{destination.host} has no address to connect to")
-    for address in destination.addresses:
-        try:
-            return socket.create_connection((address, destination.port), timeout, source_address)
-        except OSError as exc:
-            last_error = exc
-    raise last_error

@@ -21,6 +21,7 @@ from django.utils import timezone
 from rq import Retry
 from rq.rate_limit import RateLimit
 
+from scans.destinations import DestinationRefused, DestinationUnresolved, destination_resolve
 from scans.models import Scan
 from webhooks.delivery import (
     EVENT_SCAN_FINISHED,
@@ -31,7 +32,6 @@ from webhooks.delivery import (
     webhook_payload,
     webhook_signature,
 )
-from webhooks.destinations import DestinationRefused, DestinationUnresolved, destination_resolve
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str) -> WebhookEndp
     """Register `url` (http or https only) for the owner's finished scans, with a newly generated secret.
 
     Raises `WebhookRejected` for another scheme, a malformed URL or port, credentials in the URL, a host that is
-    or resolves to an address webhooks may not call (`webhooks.destinations`), a URL already registered, or one
+    or resolves to an address webhooks may not call (`scans.destinations`), a URL already registered, or one
     too many. A host name that does not resolve yet is accepted: every delivery resolves and checks it again.
     """
     url = (url or "").strip()

@@ -1,4 +1,5 @@
-"""The newsroom migrations leave what was stored untouched: users and their scans, every field, in nobody's case."""
+"""The migrations of this issue (teams, cases, reviews, share links, audit log, scans by URL) leave what was stored
+untouched: users and their scans, every field, in nobody's case, uploaded (no source URL)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,5 @@ def test_existing_users_and_scans_are_untouched_and_stay_private():
     assert {name: getattr(scan, name) for name in fields} == {**before, "file": "uploads/old.jpg"}
     assert scan.result == {"verdict": "fake", "fake_probability": 0.8}
     assert scan.case_id is None
+    assert scan.source_url == "" and scan.media_url == ""
     assert scan.owner.username == "before-teams" and scan.owner.email == "b@example.com"
