@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from newsroom.models import Case, Membership, Team
+from newsroom.models import Case, Membership, ScanReview, ShareLink, Team
 from newsroom.tests.conftest import SECRET_CASE, Desk
 from scans.models import Scan
 from scans.tests.uploads import gradient_png, upload
@@ -275,3 +275,100 @@ def test_non_member_cannot_move_or_delete_a_team_scan_on_its_page(desk):
     assert client.post(reverse("scans:move", args=[desk.scan.pk]), {"case": ""}).status_code == 404
     assert client.post(reverse("scans:delete", args=[desk.scan.pk])).status_code == 404
     assert Scan.objects.filter(pk=desk.scan.pk, case=desk.case).exists()
+
+
+@dataclass(frozen=True)
+class PageAction:
+    """One POST (or GET) of a newsroom page, what each role gets, and whether it took effect for that role."""
+
+    name: str
+    method: str
+    url: Callable[[Desk], str]
+    data: dict[str, str]
+    took_effect: Callable[[Desk], bool]
+    # owner, analyst, viewer, non-member: status; anonymous always goes to the login page.
+    expected: tuple[int, int, int, int]
+    effect_for: tuple[str, ...]
+
+
+PAGE_ACTIONS = [
+    PageAction(
+        "review",
+        "post",
+        lambda desk: reverse("newsroom:scan-review", args=[desk.scan.pk]),
+        {"label": "disputed", "note": "n"},
+        lambda desk: ScanReview.objects.filter(scan=desk.scan).exists(),
+        (302, 302, 302, 404),
+        ("owner", "analyst"),
+    ),
+    PageAction(
+        "share",
+        "post",
+        lambda desk: reverse("newsroom:scan-shares", args=[desk.scan.pk]),
+        {"action": "create", "expires_in_days": "7"},
+        lambda desk: ShareLink.objects.filter(scan=desk.scan).count() > 1,
+        (302, 302, 302, 404),
+        ("owner", "analyst"),
+    ),
+    PageAction(
+        "revoke-share",
+        "post",
+        lambda desk: reverse("newsroom:scan-shares", args=[desk.scan.pk]),
+        {"action": "revoke", "link": "SHARE"},
+        lambda desk: ShareLink.objects.get(pk=desk.share.pk).revoked_at is not None,
+        (302, 302, 302, 404),
+        ("owner", "analyst"),
+    ),
+    PageAction(
+        "delete-case",
+        "post",
+        lambda desk: reverse("newsroom:case", args=[desk.case.pk]),
+        {"action": "delete_case"},
+        lambda desk: not Case.objects.filter(pk=desk.case.pk).exists(),
+        (302, 302, 302, 404),
+        ("owner",),
+    ),
+    PageAction(
+        "delete-team",
+        "post",
+        lambda desk: reverse("newsroom:team", args=[desk.team.pk]),
+        {"action": "delete_team"},
+        lambda desk: not Team.objects.filter(pk=desk.team.pk).exists(),
+        (302, 302, 302, 404),
+        ("owner",),
+    ),
+    PageAction(
+        "change-role",
+        "post",
+        lambda desk: reverse("newsroom:team", args=[desk.team.pk]),
+        {"action": "change_role", "username": "erin", "role": "analyst"},
+        lambda desk: Membership.objects.get(team=desk.team, user__username="erin").role == "analyst",
+        (302, 302, 302, 404),
+        ("owner",),
+    ),
+    PageAction(
+        "audit-log",
+        "get",
+        lambda desk: reverse("newsroom:team-audit", args=[desk.team.pk]),
+        {},
+        lambda desk: False,
+        (200, 403, 403, 404),
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", PAGE_ACTIONS, ids=[action.name for action in PAGE_ACTIONS])
+def test_every_newsroom_page_action_follows_the_role(action, role, desk):
+    data = {key: str(desk.share.pk) if value == "SHARE" else value for key, value in action.data.items()}
+
+    response = getattr(_page_client(desk.user(role)), action.method)(action.url(desk), data)
+
+    if role == "anonymous":
+        assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+    else:
+        assert response.status_code == dict(zip(ROLES, action.expected, strict=False))[role]
+        if response.status_code == 404:
+            assert SECRET_CASE not in response.content.decode()
+    assert action.took_effect(desk) is (role in action.effect_for), f"{action.name} as {role}"
