@@ -10,6 +10,7 @@ from newsroom.audit import audit_record
 from newsroom.models import AuditEvent, Membership, ScanReview
 from newsroom.services import ActionRefused
 from scans.models import Scan
+from scans.signals import scan_reviewed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -63,4 +64,6 @@ def scan_review_add(
         scan_name=scan.original_filename,
         detail={"label": label, "previous_label": previous or None, "note": note},
     )
+    # The owner's webhooks get the decision (`scan.reviewed`) once it is committed.
+    transaction.on_commit(lambda: scan_reviewed.send(sender=Scan, scan_id=scan.pk), robust=True)
     return review

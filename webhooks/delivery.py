@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from scans.models import Scan
 
 EVENT_SCAN_FINISHED = "scan.finished"
+# A reviewer label was recorded on the scan: the same payload, its `scan.review` the new label.
+EVENT_SCAN_REVIEWED = "scan.reviewed"
+EVENTS = (EVENT_SCAN_FINISHED, EVENT_SCAN_REVIEWED)
 SIGNATURE_HEADER = "X-Unmask-Signature"
 TIMESTAMP_HEADER = "X-Unmask-Timestamp"
 USER_AGENT = "Unmask-Webhooks/1"
@@ -39,11 +42,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 
 
-def webhook_payload(*, scan: Scan) -> dict[str, Any]:
+def webhook_payload(*, scan: Scan, event: str = EVENT_SCAN_FINISHED) -> dict[str, Any]:
     """What a receiver gets: the event, and the scan as the API shows it (its current reviewer label and stored result
     included)."""
     return {
-        "event": EVENT_SCAN_FINISHED,
+        "event": event,
         "sent_at": timezone.now().isoformat(),
         "scan": {
             "id": str(scan.pk),

@@ -221,3 +221,34 @@ def test_the_webhook_payload_carries_the_current_label(reviewed: Desk):
 
     assert payload["scan"]["review"]["label"] == "confirmed_fake"
     assert payload["scan"]["review"]["text"].startswith("Reviewed: confirmed fake by carol, ")
+
+
+def test_a_label_is_posted_to_the_owners_webhooks_as_scan_reviewed(desk: Desk, settings, run_webhook_worker):
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_endpoint_create
+    from webhooks.tests.test_webhooks import Receiver
+
+    settings.UNMASK_WEBHOOK_ALLOW_PRIVATE = True
+    settings.UNMASK_WEBHOOK_RETRY_INTERVALS = []
+    receiver = Receiver()
+    try:
+        endpoint = webhook_endpoint_create(owner=desk.user("analyst"), url=receiver.url)
+        client = APIClient()
+        client.force_login(desk.user("owner"))
+        client.post(reverse("newsroom:scan-review", args=[desk.scan.pk]), {"label": "confirmed_fake", "note": "ok"})
+        client.post(reverse("newsroom:scan-review", args=[desk.scan.pk]), {"label": "disputed"})
+
+        run_webhook_worker()
+    finally:
+        receiver.close()
+
+    assert [request["headers"]["X-Unmask-Event"] for request in receiver.requests] == ["scan.reviewed"] * 2
+    labels = sorted(json.loads(request["body"])["scan"]["review"]["label"] for request in receiver.requests)
+    # Each delivery carries the scan as it is when sent: by then the later label is the current one.
+    assert labels == ["disputed", "disputed"]
+    assert all(json.loads(request["body"])["event"] == "scan.reviewed" for request in receiver.requests)
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint)
+    assert sorted((delivery.event, delivery.attempt) for delivery in deliveries) == [
+        ("scan.reviewed", 1),
+        ("scan.reviewed", 2),
+    ]
