@@ -459,3 +459,23 @@ def test_the_reconciler_fails_a_download_whose_job_is_gone(alice, redis_conn):
     scan.refresh_from_db()
     assert str(scan.pk) in report.failed
     assert (scan.status, scan.error_message) == ("failed", LOST_DOWNLOAD_MESSAGE)
+
+
+def test_a_failed_download_still_has_a_page_and_exports(alice, api_client_for, media_server, loopback_allowed):
+    from scans.tests.test_exports import validate_export
+
+    scan = _fetch(alice, media_server.url("/missing.png"))
+    client = api_client_for(alice)
+    page = APIClient()
+    page.force_login(alice)
+
+    document = client.get(reverse("api:scan-export-json", args=[scan.pk])).json()
+    pdf = client.get(reverse("api:scan-export-pdf", args=[scan.pk]))
+    detail = page.get(reverse("scans:detail", args=[scan.pk])).content.decode()
+
+    assert scan.status == Scan.Status.FAILED
+    validate_export(document)
+    assert document["scan"]["source_url"] == media_server.url("/missing.png") and document["scan"]["kind"] == ""
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    assert "The link answered HTTP 404, not the media." in detail and "Download the original" not in detail
+    assert page.get(reverse("scans:file", args=[scan.pk])).status_code == 404
