@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "training",
     "scans",
     "webhooks",
+    "newsroom",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     # Schema completeness is checked by scans/tests/test_api_schema.py, not by `check --deploy`, which is about
     # the deployment's security settings.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
+    # Scans and cases both have a `status`, with different choices: each gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "ScanStatusEnum": "scans.models.Scan.Status",
+        "CaseStatusEnum": "newsroom.models.Case.Status",
+    },
 }
 
 # --- Unmask ---------------------------------------------------------------------------------------
@@ -297,8 +303,17 @@ UNMASK_WEBHOOK_MAX_ENDPOINTS = envint("UNMASK_WEBHOOK_MAX_ENDPOINTS", 10)
 # Off unless set, whatever DEBUG says: a webhook may not target loopback, private, unspecified, multicast or
 # reserved addresses, at registration and at every delivery hop after DNS (no SSRF into the platform's own
 # network). Tests and a developer whose receivers run on loopback set it to 1 explicitly. Link-local addresses
-# (cloud metadata at 169.254.169.254) are refused even then (webhooks.destinations).
+# (cloud metadata at 169.254.169.254) are refused even then (scans.destinations).
 UNMASK_WEBHOOK_ALLOW_PRIVATE = envbool("UNMASK_WEBHOOK_ALLOW_PRIVATE", False)
+# Scans by URL (POST /api/v1/scans/ with `source_url`, the dashboard's link field): the worker downloads the link
+# (or the image or video a page embeds) within these limits. The same address policy as webhooks, on every hop:
+# off unless set, loopback, private and reserved addresses are refused (tests set it to serve media from
+# loopback); link-local and cloud metadata addresses always.
+UNMASK_URL_SCAN_ALLOW_PRIVATE = envbool("UNMASK_URL_SCAN_ALLOW_PRIVATE", False)
+# Seconds the whole download may take (connecting, every redirect, a page and the media it embeds).
+UNMASK_URL_SCAN_TIMEOUT = envfloat("UNMASK_URL_SCAN_TIMEOUT", 30.0)
+# Bytes one download may have; the upload limits of its kind (UNMASK_MAX_IMAGE_BYTES, ...) apply after it too.
+UNMASK_URL_SCAN_MAX_BYTES = envint("UNMASK_URL_SCAN_MAX_BYTES", UNMASK_MAX_VIDEO_BYTES)
 # Batches (POST /api/v1/batches/, the dashboard's batch page): files per batch and declared request size.
 # Each file also counts against the upload rate limit and daily quota above.
 UNMASK_BATCH_MAX_FILES = envint("UNMASK_BATCH_MAX_FILES", 50)

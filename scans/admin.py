@@ -67,11 +67,11 @@ class ScanAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: Scan) -> None:
-        scan_delete(scan=obj)
+        scan_delete(scan=obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Scan]) -> None:
         for scan in queryset:
-            scan_delete(scan=scan)
+            scan_delete(scan=scan, actor=request.user)
 
     @admin.display(description="progress")
     def progress_pretty(self, scan: Scan) -> str:

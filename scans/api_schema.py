@@ -34,16 +34,22 @@ def describe_api() -> None:
     _described = True
     # Views name their input serializer `InputSerializer`: give each its own component name.
     extend_schema_serializer(component_name="ScanUpload")(apis.ScanListApi.InputSerializer)
+    extend_schema_serializer(component_name="ScanByUrl")(apis.ScanListApi.LinkSerializer)
     extend_schema_view(
         get=extend_schema(
             parameters=[apis.ScanListApi.FilterSerializer],
-            responses=apis.ScanSummaryOutputSerializer(many=True),
+            responses={200: apis.ScanSummaryOutputSerializer(many=True), 404: NOT_FOUND},
         ),
         post=extend_schema(
-            request={"multipart/form-data": apis.ScanListApi.InputSerializer},
+            request={
+                "multipart/form-data": apis.ScanListApi.InputSerializer,
+                "application/json": apis.ScanListApi.LinkSerializer,
+            },
             responses={
                 202: apis.ScanDetailOutputSerializer,
                 400: ERROR,
+                403: ERROR,
+                404: ERROR,
                 413: ERROR,
                 415: ERROR,
                 429: ERROR,
@@ -51,9 +57,15 @@ def describe_api() -> None:
             },
         ),
     )(apis.ScanListApi)
+    extend_schema_serializer(component_name="ScanMove")(apis.ScanDetailApi.MoveSerializer)
+    owner_only = OpenApiResponse(ERROR, description="A team member who did not upload the scan.")
     extend_schema_view(
         get=extend_schema(responses={200: apis.ScanDetailOutputSerializer, 404: NOT_FOUND}),
-        delete=extend_schema(responses={204: None, 404: NOT_FOUND}),
+        patch=extend_schema(
+            request=apis.ScanDetailApi.MoveSerializer,
+            responses={200: apis.ScanDetailOutputSerializer, 400: ERROR, 403: owner_only, 404: NOT_FOUND},
+        ),
+        delete=extend_schema(responses={204: None, 403: owner_only, 404: NOT_FOUND}),
     )(apis.ScanDetailApi)
     extend_schema_serializer(component_name="ScanBulkDelete")(apis.ScanBulkDeleteApi.InputSerializer)
     extend_schema_serializer(component_name="ScanBulkDeleteResult")(apis.ScanBulkDeleteApi.OutputSerializer)

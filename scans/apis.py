@@ -11,22 +11,35 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ml.result import Analysis, ScoredFace, TrackResult, VideoScoring
+from newsroom.models import Case
+from newsroom.selectors import case_get_for_user
+from newsroom.services import ActionRefused, case_for_filing
 from scans.evidence import evidence_file_response, evidence_names
 from scans.exports import export_response, scan_export_data, scan_export_pdf, scan_export_pdf_filename, scans_export_csv
 from scans.intake import upload_attempt
 from scans.models import Scan
 from scans.ratelimit import UploadThrottled
+from scans.reviews import review_data, scan_review_current
 from scans.selectors import platform_health, scan_get_for_user, scan_list_for_user, scan_video_scoring
-from scans.services import scan_create, scan_delete, scans_delete_many
+from scans.services import (
+    SCAN_DELETE_OWNER_ONLY,
+    SCAN_MOVE_OWNER_ONLY,
+    scan_create,
+    scan_create_from_url,
+    scan_delete,
+    scan_move_to_case,
+    scans_delete_many,
+)
 from scans.upload_handlers import ScanUploadHandler
 from scans.uploads import UploadRejected
+from scans.url_fetch import FetchFailed, source_url_check
 from scans.wording import MANIPULATION_EXPLAINED, scoring_sentence, verdict_counts_text
 from training.models import ModelVersion
 
@@ -54,6 +67,13 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
 
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.username", help_text="Who uploaded the scan.")
+    case = serializers.UUIDField(
+        source="case_id", allow_null=True, help_text="The team case the scan is filed in; null: the owner's own space."
+    )
+    review_label = serializers.SerializerMethodField(
+        help_text="The current reviewer label (confirmed_fake, confirmed_real, disputed), or null: not reviewed."
+    )
 
     class Meta:
         model = Scan
@@ -61,6 +81,10 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
             "id",
             "url",
             "page_url",
+            "owner",
+            "case",
+            "source_url",
+            "review_label",
             "kind",
             "status",
             "verdict",
@@ -80,6 +104,10 @@ class ScanSummaryOutputSerializer(serializers.ModelSerializer):
 
     def get_page_url(self, scan: Scan) -> str:
         return self.context["request"].build_absolute_uri(reverse("scans:detail", args=[scan.pk]))
+
+    def get_review_label(self, scan: Scan) -> str | None:
+        review = scan_review_current(scan=scan)
+        return review.label if review else None
 
 
 class ManipulationOutputSerializer(serializers.Serializer):
@@ -230,8 +258,23 @@ def _evidence_face(face: ScoredFace, url: Callable[[str | None], str | None]) ->
     }
 
 
+class ReviewOutputSerializer(serializers.Serializer):
+    """A human decision on a scan, shown above the model's verdict."""
+
+    label = serializers.CharField(help_text="confirmed_fake, confirmed_real or disputed.")
+    label_text = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+    reviewer = serializers.CharField(help_text="The reviewer's username.")
+    reviewed_at = serializers.DateTimeField()
+    previous_label = serializers.CharField(allow_null=True, help_text="The label this one replaced, if any.")
+    previous_label_text = serializers.CharField(allow_null=True)
+    text = serializers.CharField(help_text='"Reviewed: confirmed fake by anna, 1 Dec 2026 10:40 UTC".')
+
+
 class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
     """One scan in full: progress while it runs, the result and the model versions once it is done."""
+
+    review = serializers.SerializerMethodField()
 
     error = serializers.CharField(source="error_message")
     models = serializers.SerializerMethodField()
@@ -259,6 +302,7 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
             "models",
             "attempts",
             "evidence",
+            "review",
         ]
         read_only_fields = fields
 
@@ -267,6 +311,10 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
             "image": _model_version_data(scan.image_model_version),
             "video": _model_version_data(scan.video_model_version),
         }
+
+    @extend_schema_field(ReviewOutputSerializer(allow_null=True))
+    def get_review(self, scan: Scan) -> dict[str, Any] | None:
+        return review_data(scan_review_current(scan=scan))
 
     @extend_schema_field(EvidenceOutputSerializer)
     def get_evidence(self, scan: Scan) -> dict[str, Any]:
@@ -283,7 +331,8 @@ class ScanDetailOutputSerializer(ScanSummaryOutputSerializer):
 class ScanListApi(APIView):
     """GET: the caller's own scans, newest first, paginated and filtered. POST: upload a file to scan."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    # JSON too, for a scan by URL (`{"source_url": ...}`).
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
         """Install `ScanUploadHandler` before anything (CSRF checks included) reads the request body."""
@@ -298,17 +347,37 @@ class ScanListApi(APIView):
         q = serializers.CharField(required=False, allow_blank=True, max_length=100)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
+        case = serializers.UUIDField(
+            required=False,
+            help_text="A case of one of your teams: every scan filed in it, whoever uploaded it (instead of yours).",
+        )
+
+    class LinkSerializer(serializers.Serializer):
+        source_url = serializers.URLField(
+            max_length=2000,
+            help_text="Instead of `file`: a link to an image, a video, or a page that embeds one (og:video, og:image, "
+            "<video>, <source>). A worker downloads it (status `fetching`), then it is scanned like an upload.",
+        )
+        case = serializers.UUIDField(required=False, allow_null=True)
 
     class InputSerializer(serializers.Serializer):
         # Empty files pass here so that scan_create gives its own reason, like any other rejected content.
         file = serializers.FileField(allow_empty_file=True, max_length=None, use_url=False)
+        case = serializers.UUIDField(
+            required=False,
+            allow_null=True,
+            help_text="File the scan into this case of one of your teams (owners and analysts; an open case).",
+        )
 
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        _case_of_filters_or_404(request, filters.validated_data)
         # A list row needs none of the JSON documents: a video's result alone can run to hundreds of kilobytes.
-        scans = scan_list_for_user(user=request.user, filters=filters.validated_data).defer(
-            "result", "faces", "timings", "progress"
+        scans = (
+            scan_list_for_user(user=request.user, filters=filters.validated_data)
+            .defer("result", "faces", "timings", "progress")
+            .prefetch_related("reviews")
         )
         paginator = ScanPagination()
         page = paginator.paginate_queryset(scans, request, view=self)
@@ -319,11 +388,18 @@ class ScanListApi(APIView):
         try:
             # The size is checked before `request.data`, which reads the whole body.
             with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
+                if "source_url" in request.data:
+                    scan = attempt.accept(_scan_from_link(request, self.LinkSerializer(data=request.data)))
+                    data = ScanDetailOutputSerializer(scan, context={"request": request}).data
+                    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
                 upload = self.InputSerializer(data=request.data)
                 if not upload.is_valid():
                     # Every refusal of an upload answers {"detail": ...}, a missing field too.
                     return Response({"detail": _upload_error(upload.errors)}, status=status.HTTP_400_BAD_REQUEST)
-                scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload.validated_data["file"]))
+                case = _case_for_upload(request, upload.validated_data.get("case"))
+                scan = attempt.accept(
+                    scan_create(owner=request.user, uploaded_file=upload.validated_data["file"], case=case)
+                )
         except UploadRejected as exc:
             return Response({"detail": exc.message}, status=exc.status_code)
         except UploadThrottled as exc:
@@ -337,15 +413,38 @@ class ScanListApi(APIView):
 
 
 class ScanDetailApi(APIView):
-    """GET: one of the caller's scans. DELETE: remove it and its file. Anyone else's scan is a 404."""
+    """GET: one scan the caller may see (their own, or one in a case of their team). PATCH `{"case": ...}`: file it
+    into a case or (null) back into the owner's space. DELETE: remove it and its file. Both are the owner's alone
+    (403 for the team's other members); a scan the caller cannot see is a 404."""
+
+    class MoveSerializer(serializers.Serializer):
+        case = serializers.UUIDField(
+            allow_null=True, help_text="A case of one of your teams (owner or analyst, open); null: your own space."
+        )
 
     def get(self, request: Request, scan_id: str) -> Response:
         scan = _own_scan_or_404(request, scan_id)
         return Response(ScanDetailOutputSerializer(scan, context={"request": request}).data)
 
+    def patch(self, request: Request, scan_id: str) -> Response:
+        scan = _own_scan_or_404(request, scan_id)
+        move = self.MoveSerializer(data=request.data)
+        move.is_valid(raise_exception=True)
+        try:
+            if scan.owner_id != request.user.pk:
+                raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+            case_id = move.validated_data["case"]
+            case = None if case_id is None else case_for_filing(user=request.user, case_id=case_id)
+            scan = scan_move_to_case(scan=scan, actor=request.user, case=case)
+        except ActionRefused as exc:
+            return Response({"detail": exc.message}, status=exc.status_code)
+        return Response(ScanDetailOutputSerializer(scan, context={"request": request}).data)
+
     def delete(self, request: Request, scan_id: str) -> Response:
         scan = _own_scan_or_404(request, scan_id)
-        scan_delete(scan=scan)
+        if scan.owner_id != request.user.pk:
+            return Response({"detail": SCAN_DELETE_OWNER_ONLY}, status=status.HTTP_403_FORBIDDEN)
+        scan_delete(scan=scan, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -425,6 +524,7 @@ class ScanExportCsvApi(APIView):
     def get(self, request: Request) -> HttpResponse:
         filters = ScanListApi.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        _case_of_filters_or_404(request, filters.validated_data)
         scans = scan_list_for_user(user=request.user, filters=filters.validated_data)
         return export_response(
             content=scans_export_csv(scans=scans), content_type="text/csv; charset=utf-8", filename="unmask-scans.csv"
@@ -433,11 +533,51 @@ class ScanExportCsvApi(APIView):
 
 def _upload_error(errors: dict[str, Any]) -> str:
     """One sentence for an upload that is not a file in the `file` field."""
+    if "file" not in errors and "case" in errors:
+        return "`case` must be the id of a case of one of your teams."
     field_errors = errors.get("file") or []
     codes = {getattr(error, "code", None) for error in field_errors}
     if "required" in codes or "invalid" in codes or not field_errors:
         return "Send the file to scan as multipart/form-data in a field named `file`."
     return str(field_errors[0])
+
+
+def _scan_from_link(request: Request, link: serializers.Serializer) -> Scan:
+    """A scan by URL from a validated link (refusals as `UploadRejected`, so the quota unit is given back)."""
+    if request.FILES:
+        raise UploadRejected("Send either a file or a `source_url`, not both.")
+    if not link.is_valid():
+        errors = link.errors
+        if "source_url" in errors:
+            raise UploadRejected(f"`source_url`: {errors['source_url'][0]} Give a full http:// or https:// link.")
+        raise UploadRejected("`case` must be the id of a case of one of your teams.")
+    source_url = link.validated_data["source_url"]
+    try:
+        source_url_check(source_url)
+    except FetchFailed as exc:
+        raise UploadRejected(f"This link cannot be scanned: {exc.message}") from None
+    case = _case_for_upload(request, link.validated_data.get("case"))
+    return scan_create_from_url(owner=request.user, source_url=source_url, case=case)
+
+
+def _case_for_upload(request: Request, case_id: Any) -> Case | None:
+    """The case an upload asks to be filed into, refused as an `UploadRejected` (so its quota unit is given back)."""
+    if case_id is None:
+        return None
+    try:
+        return case_for_filing(user=request.user, case_id=case_id)
+    except ActionRefused as exc:
+        raise UploadRejected(exc.message, status_code=exc.status_code) from None
+
+
+def _case_of_filters_or_404(request: Request, filters: dict[str, Any]) -> None:
+    """A `case` filter naming a case the caller cannot see is a 404, like the case itself."""
+    if filters.get("case") is None:
+        return
+    try:
+        case_get_for_user(user=request.user, case_id=filters["case"])
+    except Case.DoesNotExist:
+        raise NotFound("No such case.") from None
 
 
 def _own_scan_or_404(request: Request, scan_id: str) -> Scan:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from ml.result import ScoredFace, deciding_face
+from scans.reviews import scan_review_current, scan_review_data
 from scans.wording import VERDICT_HEADLINES
 
 if TYPE_CHECKING:
@@ -46,6 +47,13 @@ CSV_COLUMNS = (
     "finished_at",
     "reused_from",
     "error",
+    # The current reviewer label (newsroom reviews); empty when nobody has reviewed the scan.
+    "review_label",
+    "reviewed_by",
+    "reviewed_at",
+    "review_note",
+    # Scans by URL: the link given (empty for an upload).
+    "source_url",
 )
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection through a file name).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -60,7 +68,9 @@ def _model_label(model_version: Any) -> str | None:
 
 
 def scan_export_data(*, scan: Scan) -> dict[str, Any]:
-    """One scan as a JSON-serialisable document: the file's identity, its state, its models and its full result."""
+    """One scan as a JSON-serialisable document: the file's identity, its state, its models, its reviewer labels
+    (current and history) and its full result."""
+    reviews = scan_review_data(scan=scan)
     return {
         "schema": EXPORT_SCHEMA,
         "exported_at": timezone.now().isoformat(),
@@ -80,8 +90,12 @@ def scan_export_data(*, scan: Scan) -> dict[str, Any]:
             "started_at": _iso(scan.started_at),
             "finished_at": _iso(scan.finished_at),
             "reused_from": str(scan.reused_from_id) if scan.reused_from_id else None,
+            "source_url": scan.source_url or None,
+            "media_url": scan.media_url or None,
         },
         "models": {"image": _model_label(scan.image_model_version), "video": _model_label(scan.video_model_version)},
+        "review": reviews["current"],
+        "review_history": reviews["history"],
         "result": scan.result,
     }
 
@@ -102,6 +116,7 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
     writer.writerow(CSV_COLUMNS)
     for scan in scans:
         faces = scan.analysis.faces
+        review = scan_review_current(scan=scan)
         guess = _deciding_face(faces).manipulation if faces else None
         row = (
             str(scan.id),
@@ -121,6 +136,11 @@ def scans_export_csv(*, scans: Iterable[Scan]) -> str:
             _iso(scan.finished_at) or "",
             str(scan.reused_from_id) if scan.reused_from_id else "",
             scan.error_message,
+            review.label if review else "",
+            review.reviewer_name if review else "",
+            _iso(review.created_at) if review else "",
+            review.note if review else "",
+            scan.source_url,
         )
         writer.writerow([_csv_cell(value) for value in row])
     return buffer.getvalue()
@@ -134,11 +154,11 @@ def _deciding_face(faces: tuple[ScoredFace, ...]) -> ScoredFace:
 # --- PDF ---------------------------------------------------------------------------------------------
 
 
-def scan_export_pdf(*, scan: Scan) -> bytes:
-    """The scan's PDF report (laid out in `scans.report_pdf`)."""
+def scan_export_pdf(*, scan: Scan, with_original: bool = True) -> bytes:
+    """The scan's PDF report (laid out in `scans.report_pdf`); without the original, a photo's picture is left out."""
     from scans.report_pdf import scan_report_pdf
 
-    return scan_report_pdf(scan=scan)
+    return scan_report_pdf(scan=scan, with_original=with_original)
 
 
 def scan_export_pdf_filename(*, scan: Scan) -> str:

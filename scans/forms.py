@@ -14,14 +14,47 @@ from scans.models import Scan
 class ScanUploadForm(forms.Form):
     """One image or video file; only its presence is checked here, the content is judged by scan_create."""
 
+    REQUIRED_MESSAGE = "Choose a photo or a video to upload."
+
     file = forms.FileField(
         label="Photo or video",
+        required=False,
         widget=forms.FileInput(attrs={"accept": UPLOAD_ACCEPT}),
-        error_messages={
-            "required": "Choose a photo or a video to upload.",
-            "empty": "The file is empty.",
-        },
+        error_messages={"empty": "The file is empty."},
     )
+    source_url = forms.URLField(
+        label="Or paste a link to an image, a video, or a page with one",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/post-with-a-video", "autocomplete": "off"}),
+        error_messages={"invalid": "Paste a full http:// or https:// link."},
+    )
+    case = forms.TypedChoiceField(
+        label="File into case",
+        required=False,
+        coerce=uuid.UUID,
+        empty_value=None,
+        choices=[],
+        error_messages={"invalid_choice": "Choose one of your teams' open cases, or none."},
+    )
+
+    def __init__(self, *args: Any, case_choices: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        """`case_choices`: (case id, label) of the open cases the user may file into."""
+        super().__init__(*args, **kwargs)
+        self.fields["case"].choices = [("", "None: my own scans"), *(case_choices or [])]
+        self.has_case_choices = bool(case_choices)
+
+    def clean(self) -> dict[str, Any]:
+        """A file or a link: one of them, not both."""
+        cleaned = super().clean()
+        if "file" in self.errors or "source_url" in self.errors:
+            return cleaned
+        if cleaned.get("file") and cleaned.get("source_url"):
+            self.add_error("source_url", "Upload a file or paste a link, not both.")
+        elif not cleaned.get("file") and not cleaned.get("source_url"):
+            self.add_error("file", self.REQUIRED_MESSAGE)
+        return cleaned
 
 
 def _with_any(choices: list[tuple[str, str]], any_label: str) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from django.core.files import File
 from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
@@ -18,7 +19,9 @@ from scans.log_context import with_scan_log_context
 from scans.models import Scan
 from scans.queues import timeout_message
 from scans.recovery import scan_retry_after_crash
-from scans.services import scan_mark_failed, scan_mark_processing
+from scans.services import scan_fill_fetched, scan_mark_failed, scan_mark_processing
+from scans.uploads import UploadRejected
+from scans.url_fetch import FetchFailed, fetched_media
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -98,3 +101,38 @@ def analyze_scan_on_failure(
 def _timeout_message(scan_id: uuid.UUID | str) -> str:
     kind = Scan.objects.filter(pk=scan_id).values_list("kind", flat=True).first() or Scan.Kind.IMAGE
     return timeout_message(kind)
+
+
+@with_scan_log_context
+def fetch_scan(scan_id: str) -> str:
+    """Download the media of a scan by URL and queue its analysis; returns "queued", "failed" or "skipped".
+
+    Takes the id only and reloads the row: a scan no longer fetching (deleted, or already failed) is skipped.
+    A link that gives no acceptable media (refused address, too big, too slow, not an image or video) ends as a
+    failed scan with the reason; so does any other error, generically.
+    """
+    source_url = (
+        Scan.objects.filter(pk=scan_id, status=Scan.Status.FETCHING).values_list("source_url", flat=True).first()
+    )
+    if source_url is None:
+        logger.info("Scan %s is no longer waiting for its download: nothing to do", scan_id)
+        return "skipped"
+    try:
+        with fetched_media(source_url) as media, media.path.open("rb") as handle:
+            filled = scan_fill_fetched(
+                scan_id=scan_id,
+                fetched_file=File(handle, name=media.filename),
+                filename=media.filename,
+                media_url=media.media_url,
+            )
+    except FetchFailed as exc:
+        scan_mark_failed(scan_id=scan_id, error_message=exc.message)
+        return "failed"
+    except UploadRejected as exc:
+        scan_mark_failed(scan_id=scan_id, error_message=f"The linked file is not accepted: {exc.message}")
+        return "failed"
+    except Exception:
+        logger.exception("Download of scan %s failed", scan_id)
+        scan_mark_failed(scan_id=scan_id, error_message=INTERNAL_ERROR_MESSAGE)
+        return "failed"
+    return "queued" if filled else "skipped"

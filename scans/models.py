@@ -23,7 +23,8 @@ class Scan(models.Model):
     """An uploaded file and what the models concluded about it.
 
     The row is the source of truth for the job's state: `status` only moves forward
-    (queued -> processing -> done | failed) through conditional updates in `scans.services`,
+    (queued -> processing -> done | failed; a scan by URL starts at fetching -> queued | failed) through
+    conditional updates in `scans.services`,
     so a finished scan never goes back, whatever a late or duplicate job does.
     """
 
@@ -32,6 +33,8 @@ class Scan(models.Model):
         VIDEO = "video", "Video"
 
     class Status(models.TextChoices):
+        # A scan by URL while the worker downloads its media; then queued like an upload (or failed).
+        FETCHING = "fetching", "Downloading"
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
@@ -47,12 +50,16 @@ class Scan(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scans")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    file = models.FileField(upload_to=scan_upload_path, max_length=255)
+    # Both blank only while a scan by URL is fetching: its media's kind and file are not known yet.
+    kind = models.CharField(max_length=8, choices=Kind.choices, blank=True)
+    file = models.FileField(upload_to=scan_upload_path, max_length=255, blank=True)
     original_filename = models.CharField(max_length=255)
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
     content_type = models.CharField(max_length=64, blank=True)
+    # Where a scan by URL came from: the link given, and the media URL it was downloaded from at last.
+    source_url = models.URLField(max_length=2000, blank=True)
+    media_url = models.URLField(max_length=2000, blank=True)
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, db_index=True)
@@ -78,6 +85,11 @@ class Scan(models.Model):
     # Set when the file came in with others (scans.batches); each file is still its own scan.
     batch = models.ForeignKey(
         "scans.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans", editable=False
+    )
+    # The team case the scan is filed in (newsroom): every member of that team sees it, by their role. None: the
+    # owner's own space, as before teams. A deleted case leaves its scans with their owners.
+    case = models.ForeignKey(
+        "newsroom.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="scans", editable=False
     )
     job_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -140,3 +140,17 @@ def redis_eviction_warning(connection: redis.Redis) -> str | None:
         f"Redis's maxmemory-policy is `{policy}`: queued jobs may be dropped when Redis is full. "
         "Set `maxmemory-policy noeviction`."
     )
+
+
+def fetch_enqueue(*, scan_id: uuid.UUID | str, job: str) -> None:
+    """Put the download of a scan by URL on the main scan queue now (the worker then queues its analysis); raises
+    redis.RedisError when Redis refuses. Its timeout leaves the download its own time limit and a margin."""
+    scan_queue().enqueue(
+        job,
+        str(scan_id),
+        job_id=f"fetch-{scan_id}",
+        job_timeout=int(settings.UNMASK_URL_SCAN_TIMEOUT) + 60,
+        description=f"download scan {scan_id}",
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+    )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
@@ -52,6 +53,7 @@ _LIVE_JOB_STATUSES = frozenset(
     {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 )
 LOST_BEFORE_START_MESSAGE = "The analysis job was lost before it could start. Please upload the file again."
+LOST_DOWNLOAD_MESSAGE = "The download of the linked media was lost or took too long. Please submit the link again."
 WORKER_CRASHED_TWICE_MESSAGE = (
     "The analysis was stopped twice because the worker analysing this file crashed (for example, it ran out "
     "of memory), so it was not tried again. The file may be too large or damaged for analysis."
@@ -94,6 +96,18 @@ def scans_reconcile(*, grace_seconds: int = 60, now: datetime | None = None) -> 
     scans_recover_abandoned(connection=connection)
     for scan_id, outcome in scans_recover_orphaned(connection=connection).items():
         (report.requeued if outcome == CrashOutcome.REQUEUED else report.failed).append(scan_id)
+    # A scan by URL whose download job is gone, or ran past its limit, would wait forever: it fails saying so.
+    fetching = Scan.objects.filter(
+        status=Scan.Status.FETCHING, created_at__lt=now - timedelta(seconds=grace_seconds)
+    ).values_list("id", flat=True)
+    for scan_id in fetching:
+        report.checked += 1
+        too_old = now - timedelta(seconds=settings.UNMASK_URL_SCAN_TIMEOUT + 60 + grace_seconds)
+        job_is_live = _job_status(connection, f"fetch-{scan_id}") in _LIVE_JOB_STATUSES
+        if job_is_live and Scan.objects.filter(pk=scan_id, created_at__gte=too_old).exists():
+            continue
+        if scan_mark_failed(scan_id=scan_id, error_message=LOST_DOWNLOAD_MESSAGE):
+            report.failed.append(str(scan_id))
     unfinished = Scan.objects.filter(
         status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING],
         created_at__lt=now - timedelta(seconds=grace_seconds),

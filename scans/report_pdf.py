@@ -33,12 +33,14 @@ from PIL import ImageDraw, ImageOps, UnidentifiedImageError
 from ml.pipeline import SCOPE_MAX_FACES, SCOPE_MIN_SIDE_PX, SMALL_FACE_PX
 from ml.result import Analysis, TrackResult, VideoScoring
 from scans.evidence import EvidenceNotFound, evidence_read
+from scans.reviews import scan_review_current
 from scans.selectors import scan_video_scoring
 from scans.wording import (
     OUT_OF_SCOPE_HEADLINE,
     VERDICT_HEADLINES,
     manipulation_text,
     percent_text,
+    review_sentence,
     scoring_sentence,
     verdict_counts_text,
 )
@@ -56,8 +58,9 @@ KEY_FRAME_WIDTH_CM = 5.4
 KEY_FRAMES_PER_ROW = 3
 
 
-def scan_report_pdf(*, scan: Scan) -> bytes:
-    """The scan's report as PDF bytes (see the module docstring for what it holds)."""
+def scan_report_pdf(*, scan: Scan, with_original: bool = True) -> bytes:
+    """The scan's report as PDF bytes (see the module docstring for what it holds). Without the original (a share
+    link made without it), a photo is not pictured: its face crops and heatmaps still are."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import cm
     from reportlab.platypus import SimpleDocTemplate
@@ -67,7 +70,7 @@ def scan_report_pdf(*, scan: Scan) -> bytes:
     scoring = scan_video_scoring(scan=scan, analysis=analysis)
     story: list[Any] = []
     story += _verdict_section(scan, analysis, styles)
-    story += _picture_and_facts(scan, analysis, styles)
+    story += _picture_and_facts(scan, analysis, styles, with_original=with_original)
     story += _faces_section(scan, analysis, scoring, styles)
     if analysis.is_video:
         story += _timeline_section(analysis, scoring, styles)
@@ -118,8 +121,18 @@ def _verdict_section(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> 
         Paragraph("Unmask scan report", styles["title"]),
         Paragraph(_text(scan.original_filename), styles["filename"]),
         Spacer(1, 6),
-        Paragraph(f'<font color="{colour}">{_text(headline)}</font>', styles["headline"]),
     ]
+    # A human decision comes before the model's verdict.
+    review = scan_review_current(scan=scan)
+    if review is not None:
+        sentence = review_sentence(
+            label=review.label, reviewer_name=review.reviewer_name, reviewed_at=review.created_at
+        )
+        story.append(Paragraph(f"<b>{_text(sentence)}</b>", styles["lead"]))
+        if review.note:
+            story.append(Paragraph(_text(review.note), styles["body"]))
+        story.append(Paragraph("The model's verdict:", styles["muted"]))
+    story.append(Paragraph(f'<font color="{colour}">{_text(headline)}</font>', styles["headline"]))
     for reason in out_of_scope:
         story.append(Paragraph(_text(_sentence(reason)), styles["subtitle"]))
     if scan.fake_probability is not None:
@@ -156,11 +169,13 @@ def _verdict_section(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> 
     return story
 
 
-def _picture_and_facts(scan: Scan, analysis: Analysis, styles: dict[str, Any]) -> list[Any]:
+def _picture_and_facts(
+    scan: Scan, analysis: Analysis, styles: dict[str, Any], *, with_original: bool = True
+) -> list[Any]:
     from reportlab.lib.units import cm
     from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-    picture = _picture(scan, analysis)
+    picture = _picture(scan, analysis) if with_original or analysis.is_video else None
     facts = [
         ("Kind", f"{scan.get_kind_display()} ({scan.content_type}, {scan.size_bytes:,} bytes)"),
         ("SHA-256", scan.sha256),

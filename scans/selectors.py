@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from rq.queue import Queue
 
 from ml.result import Analysis, VideoScoring
+from newsroom.selectors import team_role_for_user
 from scans.heartbeats import live_worker_count
 from scans.models import Scan
 from scans.queues import SCAN_QUEUE, redis_eviction_policy, redis_eviction_warning, scan_queue_names
@@ -24,21 +25,33 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCAN_FILTERS = ("status", "verdict", "kind", "q", "date_from", "date_to")
+SCAN_FILTERS = ("status", "verdict", "kind", "q", "date_from", "date_to", "case")
 _HEALTH_TIMEOUT_SECONDS = 2
 
 
+def _visible_scans(user: AbstractBaseUser) -> QuerySet[Scan]:
+    """The user's own scans and those filed in a case of a team they are a member of (any role)."""
+    team_scans = Scan.objects.filter(case__team__memberships__user=user).values("pk")
+    return Scan.objects.filter(Q(owner=user) | Q(pk__in=team_scans))
+
+
 def scan_list_for_user(*, user: AbstractBaseUser | AnonymousUser, filters: dict | None = None) -> QuerySet[Scan]:
-    """The user's own scans, newest first, narrowed by `filters`.
+    """The user's own scans, newest first, narrowed by `filters`; with the `case` filter, that case's scans.
 
     Filters: `status`, `verdict`, `kind` (exact values), `q` (a case-insensitive search in the
-    original file name) and `date_from` / `date_to` (dates, inclusive, of the upload in the site's time
-    zone). Empty values are ignored; an anonymous user owns nothing.
+    original file name), `date_from` / `date_to` (dates, inclusive, of the upload in the site's time
+    zone) and `case` (a case id: every scan filed in it, whoever uploaded it, for a member of its team; nothing
+    for anyone else). Empty values are ignored; an anonymous user owns nothing.
     """
     if not user.is_authenticated:
         return Scan.objects.none()
-    scans = Scan.objects.filter(owner=user).select_related("image_model_version", "video_model_version")
     filters = {name: value for name, value in (filters or {}).items() if name in SCAN_FILTERS and value}
+    if "case" in filters:
+        case_id = getattr(filters["case"], "pk", filters["case"])
+        scans = Scan.objects.filter(case_id=case_id, case__team__memberships__user=user)
+    else:
+        scans = Scan.objects.filter(owner=user)
+    scans = scans.select_related("image_model_version", "video_model_version", "owner")
     for name in ("status", "verdict", "kind"):
         if name in filters:
             scans = scans.filter(**{name: filters[name]})
@@ -52,10 +65,11 @@ def scan_list_for_user(*, user: AbstractBaseUser | AnonymousUser, filters: dict 
 
 
 def scan_get_for_user(*, user: AbstractBaseUser | AnonymousUser, scan_id: uuid.UUID | str) -> Scan:
-    """One of the user's own scans.
+    """One scan the user may see: their own, or one filed in a case of a team they are in.
 
     Raises `Scan.DoesNotExist` for a malformed id, a missing scan or another user's scan alike, so
-    callers answer 404 and never reveal that someone else's scan exists.
+    callers answer 404 and never reveal that someone else's scan exists. What the user may do with it beyond
+    reading is `scan_team_role`'s answer.
     """
     try:
         scan_uuid = scan_id if isinstance(scan_id, uuid.UUID) else uuid.UUID(str(scan_id))
@@ -63,7 +77,18 @@ def scan_get_for_user(*, user: AbstractBaseUser | AnonymousUser, scan_id: uuid.U
         raise Scan.DoesNotExist(f"no scan {scan_id!r}") from None
     if not user.is_authenticated:
         raise Scan.DoesNotExist(f"no scan {scan_id!r}")
-    return Scan.objects.select_related("image_model_version", "video_model_version").get(pk=scan_uuid, owner=user)
+    return (
+        _visible_scans(user)
+        .select_related("image_model_version", "video_model_version", "owner", "case__team")
+        .get(pk=scan_uuid)
+    )
+
+
+def scan_team_role(*, scan: Scan, user: AbstractBaseUser | AnonymousUser) -> str | None:
+    """The user's role (owner, analyst, viewer) in the team whose case the scan is filed in; None outside one."""
+    if scan.case_id is None or not user.is_authenticated:
+        return None
+    return team_role_for_user(user=user, team_id=scan.case.team_id)
 
 
 def scan_video_scoring(*, scan: Scan, analysis: Analysis) -> VideoScoring | None:

@@ -18,9 +18,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from ml.result import Analysis
+from newsroom.audit import audit_record
+from newsroom.models import AuditEvent
+from newsroom.services import ActionRefused
 from scans.evidence import evidence_copy, evidence_delete, evidence_names
 from scans.models import Scan
-from scans.queues import analysis_enqueue, job_id_for
+from scans.queues import analysis_enqueue, fetch_enqueue, job_id_for
 from scans.signals import scan_finished
 from scans.uploads import FALLBACK_FILENAME, UploadRejected, display_filename, inspect_upload, local_upload
 from training.models import ModelVersion
@@ -28,7 +31,10 @@ from training.selectors import model_version_active
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+    from django.core.files import File
     from django.core.files.uploadedfile import UploadedFile
+
+    from newsroom.models import Case
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ QUEUE_UNAVAILABLE_MESSAGE = "The analysis queue is unavailable. Please upload th
 # --- Create ------------------------------------------------------------------------------------------
 
 
-def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan:
+def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile, case: Case | None = None) -> Scan:
     """Turn an upload into a queued scan and enqueue its analysis once the row is committed.
 
     The kind and format are decided from the content (`scans.uploads.inspect_upload`), never from the
@@ -46,7 +52,8 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
     only as cleaned display text. The scan records the model versions that are active now, so its result
     stays attributable after a later activation. When the owner already has a finished scan of the same
     bytes by those same versions, its result (and evidence) is copied into the new scan, marked
-    `reused_from`, and no job runs. Raises `UploadRejected`.
+    `reused_from`, and no job runs. With `case` (one the owner may file into: `newsroom.services.case_for_filing`)
+    the scan is filed there. Raises `UploadRejected`.
     """
     with local_upload(uploaded_file) as (local_path, digest, content):
         media_type = inspect_upload(local_path, digest)
@@ -62,6 +69,7 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
             content_type=media_type.content_type,
             image_model_version=image_version,
             video_model_version=video_version,
+            case=case,
         )
         earlier = _reusable_scan(scan)
         if earlier is None:
@@ -73,6 +81,14 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
     try:
         with transaction.atomic():
             scan.save(force_insert=True)
+            audit_record(
+                action=AuditEvent.Action.UPLOADED,
+                actor=owner,
+                team_id=case.team_id if case else None,
+                scan_id=scan.id,
+                scan_name=scan.original_filename,
+                detail={"case": str(case.pk), "case_title": case.title} if case else {},
+            )
             if earlier is None:
                 transaction.on_commit(lambda: scan_enqueue(scan_id=scan.id, job_id=scan.job_id, kind=scan.kind))
             else:
@@ -83,6 +99,115 @@ def scan_create(*, owner: AbstractBaseUser, uploaded_file: UploadedFile) -> Scan
         scan.file.storage.delete(scan.file.name)
         raise
     return scan
+
+
+FETCH_JOB = "scans.jobs.fetch_scan"
+
+
+def scan_create_from_url(*, owner: AbstractBaseUser, source_url: str, case: Case | None = None) -> Scan:
+    """A scan of the media at `source_url`, which a worker downloads first (`fetch_scan`): the row starts as
+    `fetching`, with the link recorded and the last part of its path as the name shown until the download names
+    the media. The link is checked before (`scans.url_fetch.source_url_check`) by the caller."""
+    name = display_filename(source_url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "linked-media")
+    with transaction.atomic():
+        scan = Scan.objects.create(
+            owner=owner,
+            kind="",
+            original_filename=name,
+            size_bytes=0,
+            sha256="",
+            status=Scan.Status.FETCHING,
+            source_url=source_url,
+            case=case,
+            progress={"stage": "downloading"},
+        )
+        audit_record(
+            action=AuditEvent.Action.UPLOADED,
+            actor=owner,
+            team_id=case.team_id if case else None,
+            scan_id=scan.id,
+            scan_name=scan.original_filename,
+            detail={"source_url": source_url, **({"case": str(case.pk), "case_title": case.title} if case else {})},
+        )
+        transaction.on_commit(lambda: _fetch_enqueue(scan.id))
+    return scan
+
+
+def _fetch_enqueue(scan_id: uuid.UUID) -> None:
+    try:
+        fetch_enqueue(scan_id=scan_id, job=FETCH_JOB)
+    except redis.RedisError:
+        logger.exception("Could not enqueue the download of scan %s", scan_id)
+        scan_mark_failed(scan_id=scan_id, error_message=QUEUE_UNAVAILABLE_MESSAGE)
+
+
+def scan_fill_fetched(*, scan_id: uuid.UUID | str, fetched_file: File, filename: str, media_url: str) -> bool:
+    """fetching -> queued (or done, reusing an earlier result, as `scan_create`): the downloaded media judged like
+    an upload (`UploadRejected` for one that is not accepted), stored, and its analysis enqueued on commit.
+    False when the scan is gone or no longer fetching (deleted meanwhile: the stored file is removed again)."""
+    scan = Scan.objects.filter(pk=scan_id, status=Scan.Status.FETCHING).first()
+    if scan is None:
+        return False
+    with local_upload(fetched_file) as (local_path, digest, content):
+        media_type = inspect_upload(local_path, digest)
+        image_version, video_version = _versions_for(media_type.kind)
+        scan.kind = media_type.kind
+        scan.original_filename = display_filename(filename)
+        scan.size_bytes = digest.size_bytes
+        scan.sha256 = digest.sha256
+        scan.content_type = media_type.content_type
+        scan.image_model_version = image_version
+        scan.video_model_version = video_version
+        scan.media_url = media_url
+        earlier = _reusable_scan(scan)
+        if earlier is None:
+            scan.status = Scan.Status.QUEUED
+            scan.job_id = job_id_for(scan.id)
+            scan.progress = {}
+        else:
+            _copy_result(earlier, into=scan)
+        content.seek(0)
+        scan.file.save(f"{FALLBACK_FILENAME}{media_type.suffix}", content, save=False)
+    fields = {
+        name: getattr(scan, name)
+        for name in (
+            "kind",
+            "original_filename",
+            "size_bytes",
+            "sha256",
+            "content_type",
+            "image_model_version",
+            "video_model_version",
+            "media_url",
+            "status",
+            "job_id",
+            "progress",
+            "file",
+            "verdict",
+            "fake_probability",
+            "faces",
+            "timings",
+            "result",
+            "reused_from",
+            "started_at",
+            "finished_at",
+        )
+    }
+    try:
+        with transaction.atomic():
+            if Scan.objects.filter(pk=scan.pk, status=Scan.Status.FETCHING).update(**fields) != 1:
+                transaction.on_commit(lambda: scan.file.storage.delete(scan.file.name))
+                return False
+            if earlier is None:
+                transaction.on_commit(lambda: scan_enqueue(scan_id=scan.id, job_id=scan.job_id, kind=scan.kind))
+            else:
+                names = sorted(evidence_names(Analysis.from_json(scan.result, kind=scan.kind)))
+                transaction.on_commit(lambda: evidence_copy(from_scan_id=earlier.id, to_scan_id=scan.id, names=names))
+                _announce_finished(scan.id)
+    except BaseException:
+        scan.file.storage.delete(scan.file.name)
+        raise
+    return True
 
 
 def _reusable_scan(scan: Scan) -> Scan | None:
@@ -147,19 +272,68 @@ def scan_enqueue(*, scan_id: uuid.UUID | str, job_id: str, kind: str) -> None:
         scan_mark_failed(scan_id=scan_id, error_message=QUEUE_UNAVAILABLE_MESSAGE)
 
 
+# --- Filing ------------------------------------------------------------------------------------------
+
+
+SCAN_MOVE_OWNER_ONLY = "Only the person who uploaded a scan can move it."
+SCAN_DELETE_OWNER_ONLY = "Only the person who uploaded a scan can delete it."
+
+
+@transaction.atomic
+def scan_move_to_case(*, scan: Scan, actor: AbstractBaseUser, case: Case | None) -> Scan:
+    """File the scan into `case`, or with None take it back into its owner's own space.
+
+    Only the scan's owner moves it (`ActionRefused`, 403, for anyone else who can see it); `case` must be one the
+    owner may file into, as `newsroom.services.case_for_filing` gives it.
+    """
+    if scan.owner_id != actor.pk:
+        raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+    previous = scan.case
+    Scan.objects.filter(pk=scan.pk).update(case=case)
+    scan.case = case
+    detail = {
+        "from_case": str(previous.pk) if previous else None,
+        "from_case_title": previous.title if previous else None,
+        "to_case": str(case.pk) if case else None,
+        "to_case_title": case.title if case else None,
+    }
+    # Each team involved keeps the move on record: the one it left and the one it joined.
+    for team_id in dict.fromkeys(filed.team_id for filed in (previous, case) if filed is not None):
+        audit_record(
+            action=AuditEvent.Action.MOVED,
+            actor=actor,
+            team_id=team_id,
+            scan_id=scan.pk,
+            scan_name=scan.original_filename,
+            detail=detail,
+        )
+    return scan
+
+
 # --- Delete ------------------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def scan_delete(*, scan: Scan) -> None:
+def scan_delete(*, scan: Scan, actor: AbstractBaseUser | None = None) -> None:
     """Delete the scan's row, then its stored file and evidence folder once the deletion is committed.
 
     A job still queued for it finds no row and does nothing; one already running cannot write a result
-    back, because every transition is an UPDATE of a row that no longer exists.
+    back, because every transition is an UPDATE of a row that no longer exists. The deletion is in the audit log
+    (under the team whose case held the scan), with `actor` as who did it.
     """
     storage = scan.file.storage
     file_name = scan.file.name
     scan_id = scan.pk
+    filed = Scan.objects.filter(pk=scan.pk).values("original_filename", "case__team_id", "case__title").first()
+    if filed is not None:
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            actor=actor,
+            team_id=filed["case__team_id"],
+            scan_id=scan_id,
+            scan_name=filed["original_filename"],
+            detail={"case_title": filed["case__title"]} if filed["case__title"] else {},
+        )
     Scan.objects.filter(pk=scan.pk).delete()
     if file_name:
         transaction.on_commit(lambda: storage.delete(file_name))
@@ -174,7 +348,7 @@ def scans_delete_many(*, owner: AbstractBaseUser, scan_ids: list[uuid.UUID]) -> 
     """
     scans = list(Scan.objects.filter(owner=owner, pk__in=scan_ids).only("id", "file"))
     for scan in scans:
-        scan_delete(scan=scan)
+        scan_delete(scan=scan, actor=owner)
     return {scan.id for scan in scans}
 
 
@@ -234,12 +408,14 @@ def scan_mark_done(*, scan_id: uuid.UUID | str, result: dict) -> bool:
 
 @transaction.atomic
 def scan_mark_failed(*, scan_id: uuid.UUID | str, error_message: str, job_id: str | None = None) -> bool:
-    """queued or processing -> failed with a user-facing reason; a finished scan is left as it is.
+    """fetching, queued or processing -> failed with a user-facing reason; a finished scan is left as it is.
 
     With `job_id`, only while that is still the scan's job: a late report about a job the scan has moved
     on from (RQ failing the job of a crashed worker after the scan was re-queued) changes nothing.
     """
-    unfinished = Scan.objects.filter(pk=scan_id, status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING])
+    unfinished = Scan.objects.filter(
+        pk=scan_id, status__in=[Scan.Status.FETCHING, Scan.Status.QUEUED, Scan.Status.PROCESSING]
+    )
     if job_id is not None:
         unfinished = unfinished.filter(job_id=job_id)
     updated = unfinished.update(

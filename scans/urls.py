@@ -15,6 +15,7 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/export.csv", batch_views.batch_csv, name="batch-csv"),
     path("<uuid:scan_id>/", views.detail, name="detail"),
     path("<uuid:scan_id>/delete/", views.delete, name="delete"),
+    path("<uuid:scan_id>/move/", views.move, name="move"),
     path("<uuid:scan_id>/file/", views.scan_file, name="file"),
     path("<uuid:scan_id>/evidence/<str:name>", views.evidence, name="evidence"),
     path("<uuid:scan_id>/export.json", views.export_json, name="export-json"),

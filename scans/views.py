@@ -14,9 +14,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ml.result import Analysis, MediaInfo, ScoredFace, Timings, TrackResult, VideoScoring
+from newsroom.models import Membership
+from newsroom.selectors import case_choices_for_filing
+from newsroom.services import ActionRefused, case_for_filing
 from scans.charts import timeline_chart
 from scans.evidence import evidence_file_response
 from scans.exports import (
@@ -32,12 +36,23 @@ from scans.media_types import STREAMABLE_CONTENT_TYPES
 from scans.models import Scan
 from scans.protected_media import private_file_response
 from scans.ratelimit import UploadThrottled
-from scans.selectors import scan_get_for_user, scan_list_for_user, scan_video_scoring
-from scans.services import scan_create, scan_delete, scans_delete_many
+from scans.reviews import scan_review_data
+from scans.selectors import scan_get_for_user, scan_list_for_user, scan_team_role, scan_video_scoring
+from scans.services import (
+    SCAN_DELETE_OWNER_ONLY,
+    SCAN_MOVE_OWNER_ONLY,
+    scan_create,
+    scan_create_from_url,
+    scan_delete,
+    scan_move_to_case,
+    scans_delete_many,
+)
 from scans.uploads import UploadRejected, display_filename
+from scans.url_fetch import FetchFailed, source_url_check
 from scans.wording import (
     MANIPULATION_EXPLAINED,
     OUT_OF_SCOPE_HEADLINE,
+    REVIEW_LABEL_TEXT,
     VERDICT_HEADLINES,
     manipulation_text,
     percent_text,
@@ -46,6 +61,7 @@ from scans.wording import (
 )
 
 HISTORY_PAGE_SIZE = 20
+CONTRIBUTOR_ROLES = Membership.CONTRIBUTOR_ROLES
 
 VERDICT_LABELS = dict(Scan.Verdict.choices)
 # `total_s` is the analysis (decode to verdict), before the evidence is drawn.
@@ -58,6 +74,36 @@ def _scan_or_404(request: HttpRequest, scan_id: Any) -> Scan:
     except Scan.DoesNotExist:
         # Another user's scan is indistinguishable from one that does not exist.
         raise Http404("No such scan.") from None
+
+
+def share_links_for_page(scan: Scan) -> list[dict[str, Any]]:
+    """The scan's share links as the page lists them: state, views, and the public URL of the working ones."""
+    now = timezone.now()
+    return [
+        {
+            "pk": link.pk,
+            "state": link.state(now),
+            "url": reverse("newsroom:shared-scan", args=[link.token]),
+            "view_count": link.view_count,
+            "include_original": link.include_original,
+            "expires_at": link.expires_at,
+            "created_by_name": link.created_by_name,
+        }
+        for link in scan.share_links.all()
+    ]
+
+
+def filing_choices(user: Any) -> list[tuple[str, str]]:
+    """(case id, "team: case title") of the open cases `user` may file a scan into, for the upload and move forms."""
+    return [(str(case.pk), f"{case.team.name}: {case.title}") for case in case_choices_for_filing(user=user)]
+
+
+def _upload_form(request: HttpRequest) -> ScanUploadForm:
+    choices = filing_choices(request.user)
+    if request.method == "POST":
+        return ScanUploadForm(request.POST, request.FILES, case_choices=choices)
+    # A case page links here with its case chosen in the form.
+    return ScanUploadForm(initial={"case": request.GET.get("file_into", "")}, case_choices=choices)
 
 
 def _render_dashboard(request: HttpRequest, upload_form: ScanUploadForm, *, status: int = 200) -> HttpResponse:
@@ -91,13 +137,31 @@ def _chosen_filename(upload_form: ScanUploadForm) -> str:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The upload form and the user's scan history (newest first, filterable, paginated)."""
     if request.method == "GET":
-        return _render_dashboard(request, ScanUploadForm())
-    upload_form = ScanUploadForm(request.POST, request.FILES)
+        return _render_dashboard(request, _upload_form(request))
+    upload_form = _upload_form(request)
     try:
         with upload_attempt(owner=request.user, content_length=request.META.get("CONTENT_LENGTH")) as attempt:
             if not upload_form.is_valid():
                 return _render_dashboard(request, upload_form, status=400)
-            scan = attempt.accept(scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"]))
+            case = None
+            if upload_form.cleaned_data.get("case"):
+                try:
+                    case = case_for_filing(user=request.user, case_id=upload_form.cleaned_data["case"])
+                except ActionRefused as refused:
+                    upload_form.add_error("case", refused.message)
+                    return _render_dashboard(request, upload_form, status=refused.status_code)
+            source_url = upload_form.cleaned_data.get("source_url")
+            if source_url:
+                try:
+                    source_url_check(source_url)
+                except FetchFailed as refused:
+                    upload_form.add_error("source_url", f"This link cannot be scanned: {refused.message}")
+                    return _render_dashboard(request, upload_form, status=400)
+                scan = attempt.accept(scan_create_from_url(owner=request.user, source_url=source_url, case=case))
+            else:
+                scan = attempt.accept(
+                    scan_create(owner=request.user, uploaded_file=upload_form.cleaned_data["file"], case=case)
+                )
     except UploadThrottled as throttled:
         upload_form.add_error(None, throttled.message)
         response = _render_dashboard(request, upload_form, status=429)
@@ -106,7 +170,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     except UploadRejected as rejection:
         upload_form.add_error("file", rejection.message)
         return _render_dashboard(request, upload_form, status=rejection.status_code)
-    if scan.reused_from_id:
+    if scan.status == Scan.Status.FETCHING:
+        messages.success(
+            request,
+            "The link was accepted: its media is being downloaded, then it will be analysed.",
+            extra_tags="while-running",
+        )
+    elif scan.reused_from_id:
         messages.success(
             request,
             f"“{scan.original_filename}” was already analysed with the same models, so its earlier result is shown.",
@@ -237,8 +307,35 @@ def _frame_gap(analysis: Analysis) -> float:
     return round(max(gaps), 3) if gaps else 1.0
 
 
-def _detail_context(scan: Scan) -> dict[str, Any]:
+def _owner_urls(scan: Scan) -> dict[str, str]:
+    """Where the result page's media, evidence and exports come from, for those who can see the scan."""
+    return {
+        # A scan by URL has no file until its media is downloaded.
+        "file": reverse("scans:file", args=[scan.id]) if scan.file else "",
+        # Evidence names are appended to this prefix (they are plain file names: `face-0-crop.jpg`).
+        "evidence": reverse("scans:evidence", args=[scan.id, "_"])[:-1],
+        "pdf": reverse("scans:export-pdf", args=[scan.id]),
+        "json": reverse("scans:export-json", args=[scan.id]),
+    }
+
+
+def scan_detail_context(
+    scan: Scan, *, user: Any, urls: dict[str, str] | None = None, shared: Any = None
+) -> dict[str, Any]:
+    """What the result page shows; `urls` and `shared` (a share link) make it the read-only shared view."""
+    context = _detail_context(scan, user=user)
+    context["urls"] = urls or _owner_urls(scan)
+    context["shared"] = shared
+    if shared is not None:
+        context.update(can_review=False, can_share=False, share_links=[], move_choices=[])
+    return context
+
+
+def _detail_context(scan: Scan, *, user: Any) -> dict[str, Any]:
     analysis = scan.analysis
+    is_owner = scan.owner_id == user.pk
+    team_role = scan_team_role(scan=scan, user=user)
+    reviews = scan_review_data(scan=scan)
     decision = analysis.decision
     progress = scan.progress or {}
     scoring = scan_video_scoring(scan=scan, analysis=analysis)
@@ -272,6 +369,18 @@ def _detail_context(scan: Scan) -> dict[str, Any]:
         "notes": [note for note in analysis.notes if note not in out_of_scope],
         "progress": progress,
         "progress_percent": _progress_percent(progress),
+        # Team scans: who uploaded it, and what the viewer may do (only the uploader moves or deletes a scan).
+        "is_owner": is_owner,
+        "team_role": team_role,
+        "move_choices": filing_choices(user) if is_owner else [],
+        # A human decision is shown above the model's verdict, with its history.
+        "review": reviews["current"],
+        "review_history": reviews["history"],
+        "can_review": scan.status == Scan.Status.DONE and (is_owner or team_role in CONTRIBUTOR_ROLES),
+        # The same people make share links (newsroom.shares), of a finished scan.
+        "can_share": scan.status == Scan.Status.DONE and (is_owner or team_role in CONTRIBUTOR_ROLES),
+        "share_links": share_links_for_page(scan) if (is_owner or team_role in CONTRIBUTOR_ROLES) else [],
+        "review_labels": REVIEW_LABEL_TEXT,
     }
 
 
@@ -287,16 +396,44 @@ def _progress_percent(progress: dict[str, Any]) -> int | None:
 def detail(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Everything known about one scan; a queued or running one refreshes itself (static/js/scan.js)."""
     scan = _scan_or_404(request, scan_id)
-    return render(request, "scans/detail.html", _detail_context(scan))
+    context = scan_detail_context(scan, user=request.user)
+    for link in context["share_links"]:
+        link["url"] = request.build_absolute_uri(link["url"])
+    return render(request, "scans/detail.html", context)
+
+
+@login_required
+@require_POST
+def move(request: HttpRequest, scan_id: Any) -> HttpResponse:
+    """File the scan into one of the owner's teams' open cases (`case`), or with an empty `case` back into their own
+    space. Only the scan's owner can; the team's other members are told so."""
+    scan = _scan_or_404(request, scan_id)
+    case_id = request.POST.get("case", "").strip()
+    try:
+        if scan.owner_id != request.user.pk:
+            raise ActionRefused(SCAN_MOVE_OWNER_ONLY, status_code=403)
+        case = case_for_filing(user=request.user, case_id=case_id) if case_id else None
+        scan_move_to_case(scan=scan, actor=request.user, case=case)
+    except ActionRefused as refused:
+        messages.error(request, refused.message)
+    else:
+        if case is None:
+            messages.success(request, f"“{scan.original_filename}” is back in your own scans.")
+        else:
+            messages.success(request, f"“{scan.original_filename}” was filed into the case “{case.title}”.")
+    return redirect("scans:detail", scan_id=scan.id)
 
 
 @login_required
 @require_POST
 def delete(request: HttpRequest, scan_id: Any) -> HttpResponse:
-    """Remove the scan and its stored file."""
+    """Remove the scan and its stored file (its owner only)."""
     scan = _scan_or_404(request, scan_id)
+    if scan.owner_id != request.user.pk:
+        messages.error(request, SCAN_DELETE_OWNER_ONLY)
+        return redirect("scans:detail", scan_id=scan.id)
     filename = scan.original_filename
-    scan_delete(scan=scan)
+    scan_delete(scan=scan, actor=request.user)
     messages.success(request, f"“{filename}” and its results were deleted.")
     return redirect("scans:dashboard")
 
@@ -317,6 +454,13 @@ def _download_filename(scan: Scan) -> str:
 def scan_file(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Stream the original upload to its owner only; it is never reachable through a public URL."""
     scan = _scan_or_404(request, scan_id)
+    if not scan.file:
+        raise Http404("This scan's media has not been downloaded yet.")
+    return scan_file_response(scan)
+
+
+def scan_file_response(scan: Scan) -> HttpResponse:
+    """The original upload, streamed when a browser can play it, else as a download (the caller checked access)."""
     streamable = scan.content_type in STREAMABLE_CONTENT_TYPES
     # Opened directly, the file gets no scripts, plugins or same-origin rights whatever it turns out to be.
     return private_file_response(

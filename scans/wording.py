@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ml.result import Manipulation, ScoredFace, TrackResult, VideoScoring
@@ -17,6 +18,8 @@ VERDICT_HEADLINES = {
     Scan.Verdict.UNCERTAIN: "Uncertain: the model cannot tell",
     Scan.Verdict.NO_FACE: "No face found, so there is nothing to judge",
 }
+# Reviewer labels (newsroom.ScanReview.Label) as a sentence says them.
+REVIEW_LABEL_TEXT = {"confirmed_fake": "confirmed fake", "confirmed_real": "confirmed real", "disputed": "disputed"}
 # The headline of a verdict downgraded because the input is outside what the models can judge; the reasons
 # (`Analysis.out_of_scope`) are its subtitle.
 OUT_OF_SCOPE_HEADLINE = "Uncertain: this input is outside what the model can judge"
@@ -121,3 +124,10 @@ def batch_summary_text(progress: BatchProgress) -> str:
     if failed := progress.by_status.get(Scan.Status.FAILED, 0):
         parts.append(f"{failed} failed")
     return ", ".join(parts)
+
+
+def review_sentence(*, label: str, reviewer_name: str, reviewed_at: datetime) -> str:
+    """ "Reviewed: confirmed fake by anna, 1 Dec 2026 10:40 UTC": a human decision, said above the model's verdict."""
+    moment = reviewed_at.astimezone(UTC)
+    label_text = REVIEW_LABEL_TEXT.get(label, label.replace("_", " "))
+    return f"Reviewed: {label_text} by {reviewer_name}, {moment.day} {moment:%b %Y %H:%M} UTC"

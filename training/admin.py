@@ -261,7 +261,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             comparison = (
                 []
                 if active is None or active.pk == model_version.pk
-                else model_version_comparison(model_version=model_version, active=active)
+                else self.comparison_rows(model_version=model_version, active=active)
             )
             candidates.append(
                 {
@@ -424,6 +424,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             ),
         )
 
+    def comparison_rows(self, *, model_version: ModelVersion, active: ModelVersion) -> list[MetricComparison]:
+        """What the comparison table and the activation warning compare: the evaluations both versions recorded (an
+        admin higher up, newsroom's, adds the scans reviewers labelled)."""
+        return model_version_comparison(model_version=model_version, active=active)
+
     @admin.display(description="compared with the active version")
     def comparison_with_active(self, model_version: ModelVersion) -> str:
         active = model_version_active(kind=model_version.kind)
@@ -433,7 +438,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "This is the active version."
         rows = [
             (row.section or "-", row.metric, _number(row.active), _number(row.candidate), _change(row))
-            for row in model_version_comparison(model_version=model_version, active=active)
+            for row in self.comparison_rows(model_version=model_version, active=active)
         ]
         if not rows:
             return f"{active.label} (active) has no metrics on the same evaluation data as this version."

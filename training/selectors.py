@@ -80,9 +80,20 @@ def shadow_disagreements(*, candidate: ModelVersion) -> QuerySet[ShadowResult]:
 # The evaluation plots a version can have, in display order (see ml.plots.save_evaluation_plots).
 PLOT_NAMES = ("roc.png", "confusion.png", "pr.png", "training.png")
 # Metrics compared side by side, in this order, where both versions have them for the same evaluation data.
-COMPARED_METRICS = ("n", "auc", "accuracy", "precision", "recall", "f1", "log_loss", "ece", "uncertain_fraction")
+COMPARED_METRICS = (
+    "n",
+    "auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "ece",
+    "uncertain_fraction",
+    "false_positive_rate",
+)
 # For these, smaller is better; for the others, larger is.
-LOWER_IS_BETTER = frozenset({"log_loss", "ece", "uncertain_fraction"})
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "uncertain_fraction", "false_positive_rate"})
 
 
 def model_version_plots(model_version: ModelVersion) -> dict[str, Path]:

@@ -53,6 +53,14 @@ class UnmaskApi:
     def scan_upload(self, path: Path, *, deadline: float | None = None) -> dict[str, Any]:
         """POST the file to /api/v1/scans/; returns the accepted scan. A 429 is waited out until `deadline`."""
         body, content_type = _multipart_body(path)
+        return self._post_scan(body, content_type, deadline=deadline)
+
+    def scan_link(self, source_url: str, *, deadline: float | None = None) -> dict[str, Any]:
+        """POST a link to an image, a video or a page with one (`source_url`); the server downloads it."""
+        body = json.dumps({"source_url": source_url}).encode()
+        return self._post_scan(body, "application/json", deadline=deadline)
+
+    def _post_scan(self, body: bytes, content_type: str, *, deadline: float | None) -> dict[str, Any]:
         while True:
             try:
                 return self._request("POST", "api/v1/scans/", body=body, content_type=content_type)

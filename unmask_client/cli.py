@@ -89,13 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait polls before giving up")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    scan = commands.add_parser("scan", help="upload files to scan")
-    scan.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    scan = commands.add_parser("scan", help="upload files, or give links (http:// or https://), to scan")
+    scan.add_argument("files", nargs="+", metavar="FILE_OR_LINK")
     scan.add_argument("--wait", action="store_true", help="wait for every result; the exit code then gives it")
     scan.set_defaults(handler=_scan)
 
     listing = commands.add_parser("list", help="list your scans, newest first")
-    listing.add_argument("--status", choices=["queued", "processing", "done", "failed"])
+    listing.add_argument("--status", choices=["fetching", "queued", "processing", "done", "failed"])
     listing.add_argument("--verdict", choices=["real", "fake", "uncertain", "no_face"])
     listing.add_argument("--kind", choices=["image", "video"])
     listing.add_argument("--page", type=int, default=1)
@@ -121,14 +121,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _scan(api: UnmaskApi, options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     deadline = time.monotonic() + options.timeout
-    missing = [path for path in options.files if not path.is_file()]
+    # An argument that is a link is downloaded by the server (scan by URL); any other names a local file.
+    links = {argument for argument in options.files if argument.startswith(("http://", "https://"))}
+    missing = [argument for argument in options.files if argument not in links and not Path(argument).is_file()]
     if missing:
-        print(f"unmask: no such file: {', '.join(map(str, missing))}", file=stderr)
+        print(f"unmask: no such file: {', '.join(missing)}", file=stderr)
         return EXIT_ERROR
     outcomes: list[dict[str, Any]] = []
     for path in options.files:
         try:
-            scan = api.scan_upload(path, deadline=deadline)
+            if path in links:
+                scan = api.scan_link(path, deadline=deadline)
+            else:
+                scan = api.scan_upload(Path(path), deadline=deadline)
         except ApiError as exc:
             if not exc.is_upload_rejection:
                 raise

@@ -1,5 +1,5 @@
 """What goes over the wire to a receiver: the signed payload, and a POST that reaches only addresses the SSRF
-policy allows (`webhooks.destinations`), on every redirect too.
+policy allows (`scans.destinations`), on every redirect too.
 
 Signing: `X-Unmask-Signature: sha256=<hex>` is HMAC-SHA256 with the endpoint's secret over
 `"<X-Unmask-Timestamp>." + body`; the timestamp (Unix seconds) is signed too so a receiver can refuse replays.
@@ -11,7 +11,6 @@ import functools
 import hashlib
 import hmac
 import http.client
-import socket
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -20,12 +19,22 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from webhooks.destinations import Destination, DestinationRefused, destination_resolve, redirect_target
+from scans.destinations import (
+    Destination,
+    DestinationRefused,
+    connect_to_checked_address,
+    destination_resolve,
+    redirect_target,
+)
+from scans.reviews import review_data, scan_review_current
 
 if TYPE_CHECKING:
     from scans.models import Scan
 
 EVENT_SCAN_FINISHED = "scan.finished"
+# A reviewer label was recorded on the scan: the same payload, its `scan.review` the new label.
+EVENT_SCAN_REVIEWED = "scan.reviewed"
+EVENTS = (EVENT_SCAN_FINISHED, EVENT_SCAN_REVIEWED)
 SIGNATURE_HEADER = "X-Unmask-Signature"
 TIMESTAMP_HEADER = "X-Unmask-Timestamp"
 USER_AGENT = "Unmask-Webhooks/1"
@@ -33,10 +42,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 
 
-def webhook_payload(*, scan: Scan) -> dict[str, Any]:
-    """What a receiver gets: the event, and the scan as the API shows it (its stored result included)."""
+def webhook_payload(*, scan: Scan, event: str = EVENT_SCAN_FINISHED) -> dict[str, Any]:
+    """What a receiver gets: the event, and the scan as the API shows it (its current reviewer label and stored result
+    included)."""
     return {
-        "event": EVENT_SCAN_FINISHED,
+        "event": event,
         "sent_at": timezone.now().isoformat(),
         "scan": {
             "id": str(scan.pk),
@@ -50,6 +60,8 @@ def webhook_payload(*, scan: Scan) -> dict[str, Any]:
             "created_at": scan.created_at.isoformat(),
             "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
             "error": scan.error_message,
+            "source_url": scan.source_url or None,
+            "review": review_data(scan_review_current(scan=scan)),
             "result": scan.result,
         },
     }
@@ -118,26 +130,10 @@ def _post_once(destination: Destination, *, body: bytes, headers: dict[str, str]
     # http.client opens its socket through this hook, with the URL's host; it is replaced so that the socket goes
     # to the addresses just checked, never to a second DNS answer (rebinding), while the Host header and the TLS
     # server name stay the URL's.
-    connection._create_connection = functools.partial(_connect_to_checked_address, destination)
+    connection._create_connection = functools.partial(connect_to_checked_address, destination)
     try:
         connection.request("POST", destination.target, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.getheader("Location") or ""
     finally:
         connection.close()
-
-
-def _connect_to_checked_address(
-    destination: Destination,
-    _host_and_port: tuple[str, int],
-    timeout: float,
-    source_address: tuple[str, int] | None = None,
-) -> socket.socket:
-    """A socket to the first of the destination's checked addresses that accepts (as socket.create_connection)."""
-    last_error: OSError = OSError(f"{destination.host} has no address to connect to")
-    for address in destination.addresses:
-        try:
-            return socket.create_connection((address, destination.port), timeout, source_address)
-        except OSError as exc:
-            last_error = exc
-    raise last_error

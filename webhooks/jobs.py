@@ -6,6 +6,7 @@ import logging
 
 from scans.log_context import with_scan_log_context
 from scans.models import Scan
+from webhooks.delivery import EVENT_SCAN_FINISHED, EVENTS
 from webhooks.models import WebhookEndpoint
 from webhooks.services import webhook_delivery_attempt
 
@@ -17,8 +18,9 @@ class WebhookDeliveryFailed(Exception):
 
 
 @with_scan_log_context
-def webhook_deliver(scan_id: str, endpoint_id: int) -> str:
-    """POST the finished scan to the endpoint and log the attempt; raise so RQ retries when it failed.
+def webhook_deliver(scan_id: str, endpoint_id: int, event: str = EVENT_SCAN_FINISHED) -> str:
+    """POST the scan for `event` (finished, or reviewed) to the endpoint and log the attempt; raise so RQ retries
+    when it failed.
 
     Takes ids and reloads both rows: a deleted scan or endpoint, or a deactivated or paused endpoint (its
     circuit breaker tripped, maybe while this job waited to be retried), ends the job ("skipped"). Returns
@@ -33,7 +35,10 @@ def webhook_deliver(scan_id: str, endpoint_id: int) -> str:
             endpoint_id,
         )
         return "skipped"
-    delivery = webhook_delivery_attempt(scan=scan, endpoint=endpoint)
+    if event not in EVENTS:
+        logger.warning("Webhook for scan %s skipped: unknown event %r", scan_id, event)
+        return "skipped"
+    delivery = webhook_delivery_attempt(scan=scan, endpoint=endpoint, event=event)
     if not delivery.succeeded:
         logger.warning(
             "Webhook for scan %s to %s failed (attempt %d): %s", scan_id, endpoint.url, delivery.attempt, delivery.error

@@ -21,6 +21,7 @@ from django.utils import timezone
 from rq import Retry
 from rq.rate_limit import RateLimit
 
+from scans.destinations import DestinationRefused, DestinationUnresolved, destination_resolve
 from scans.models import Scan
 from webhooks.delivery import (
     EVENT_SCAN_FINISHED,
@@ -31,7 +32,6 @@ from webhooks.delivery import (
     webhook_payload,
     webhook_signature,
 )
-from webhooks.destinations import DestinationRefused, DestinationUnresolved, destination_resolve
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str) -> WebhookEndp
     """Register `url` (http or https only) for the owner's finished scans, with a newly generated secret.
 
     Raises `WebhookRejected` for another scheme, a malformed URL or port, credentials in the URL, a host that is
-    or resolves to an address webhooks may not call (`webhooks.destinations`), a URL already registered, or one
+    or resolves to an address webhooks may not call (`scans.destinations`), a URL already registered, or one
     too many. A host name that does not resolve yet is accepted: every delivery resolves and checks it again.
     """
     url = (url or "").strip()
@@ -99,10 +99,11 @@ def webhook_endpoint_resume(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     return endpoint
 
 
-def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
+def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str, event: str = EVENT_SCAN_FINISHED) -> int:
     """Enqueue one delivery job per active, unpaused endpoint of the scan's owner; returns how many.
 
-    Called once a scan's move to done or failed is committed (`scans.signals.scan_finished`). A Redis outage
+    Called once a scan's move to done or failed is committed (`scans.signals.scan_finished`), and with
+    `event=scan.reviewed` once a reviewer label is (`scans.signals.scan_reviewed`: every label is delivered). A Redis outage
     loses these deliveries (logged) but never the scan's own state, which is already committed. The jobs go to
     the webhook queue, which no scan worker serves, and at most UNMASK_WEBHOOK_CONCURRENCY_PER_USER of one
     user's deliveries run at once (RQ holds the others back until one finishes), so one user's slow receivers
@@ -123,17 +124,21 @@ def webhooks_schedule_for_scan(*, scan_id: uuid.UUID | str) -> int:
     rate_limit = RateLimit(key=f"unmask-webhooks-user-{owner_id}", concurrency=concurrency) if concurrency > 0 else None
     queue = django_rq.get_queue(settings.UNMASK_WEBHOOK_QUEUE, commit_mode="auto")
     scheduled = 0
+    # A scan finishes once (one job id per endpoint makes a duplicate signal harmless); it may be labelled often.
+    label_suffix = "" if event == EVENT_SCAN_FINISHED else f"-reviewed-{uuid.uuid4().hex[:12]}"
+    event_args = () if event == EVENT_SCAN_FINISHED else (event,)
     for endpoint_id in endpoint_ids:
         try:
             queue.enqueue(
                 DELIVER_JOB,
                 str(scan_id),
                 endpoint_id,
-                job_id=f"webhook-{scan_id}-{endpoint_id}",
+                *event_args,
+                job_id=f"webhook-{scan_id}-{endpoint_id}{label_suffix}",
                 job_timeout=webhook_job_timeout(),
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
                 rate_limit=rate_limit,
-                description=f"webhook for scan {scan_id} to endpoint {endpoint_id}",
+                description=f"webhook {event} for scan {scan_id} to endpoint {endpoint_id}",
                 result_ttl=24 * 3600,
                 failure_ttl=7 * 24 * 3600,
             )
@@ -149,15 +154,18 @@ def webhook_job_timeout() -> int:
     return int(2 * settings.UNMASK_WEBHOOK_TIMEOUT) + 10
 
 
-def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """POST the finished scan, signed, to the endpoint once, and log the attempt (numbered per scan and endpoint)."""
-    attempt = WebhookDelivery.objects.filter(endpoint=endpoint, scan_reference=scan.pk).count() + 1
-    body = json.dumps(webhook_payload(scan=scan), separators=(",", ":"), sort_keys=True).encode()
+def webhook_delivery_attempt(
+    *, scan: Scan, endpoint: WebhookEndpoint, event: str = EVENT_SCAN_FINISHED
+) -> WebhookDelivery:
+    """POST the scan for `event`, signed, to the endpoint once, and log the attempt (numbered per scan, endpoint
+    and event)."""
+    attempt = WebhookDelivery.objects.filter(endpoint=endpoint, scan_reference=scan.pk, event=event).count() + 1
+    body = json.dumps(webhook_payload(scan=scan, event=event), separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-Unmask-Event": EVENT_SCAN_FINISHED,
+        "X-Unmask-Event": event,
         "X-Unmask-Delivery": str(uuid.uuid4()),
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
@@ -169,7 +177,7 @@ def webhook_delivery_attempt(*, scan: Scan, endpoint: WebhookEndpoint) -> Webhoo
         endpoint=endpoint,
         scan=scan,
         scan_reference=scan.pk,
-        event=EVENT_SCAN_FINISHED,
+        event=event,
         attempt=attempt,
         succeeded=succeeded,
         status_code=status_code,

@@ -145,11 +145,16 @@ def test_anonymous_cannot_delete_a_scan(alices_scan, detail_url, api_client_for)
 # --- Methods that do not exist -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["put", "patch"])
-def test_nobody_can_rewrite_a_scan(method, alice, bob, alices_scan, detail_url, api_client_for):
-    owner_response = getattr(api_client_for(alice), method)(detail_url, {"verdict": "real"}, format="json")
-    other_response = getattr(api_client_for(bob), method)(detail_url, {"verdict": "real"}, format="json")
+def test_nobody_can_rewrite_a_scan(alice, bob, alices_scan, detail_url, api_client_for):
+    owner_put = api_client_for(alice).put(detail_url, {"verdict": "real"}, format="json")
+    other_put = api_client_for(bob).put(detail_url, {"verdict": "real"}, format="json")
+    # PATCH files a scan into a case, and changes nothing else.
+    owner_patch = api_client_for(alice).patch(detail_url, {"verdict": "real"}, format="json")
+    other_patch = api_client_for(bob).patch(detail_url, {"verdict": "real"}, format="json")
 
-    assert owner_response.status_code == other_response.status_code == 405
+    assert owner_put.status_code == other_put.status_code == 405
+    assert owner_patch.status_code == 400
+    assert owner_patch.json() == {"case": ["This field is required."]}
+    assert other_patch.status_code == 404
     alices_scan.refresh_from_db()
     assert alices_scan.verdict == "fake"

@@ -115,10 +115,13 @@ def test_a_text_field_named_file_is_400_with_a_detail(alice, tiny_models, api_cl
     assert set(response.json()) == {"detail"}
 
 
-def test_upload_as_json_is_415(alice, tiny_models, api_client_for):
+def test_a_file_sent_as_json_is_refused_saying_how_to_send_it(alice, tiny_models, api_client_for):
+    # JSON is accepted for a scan by URL (`source_url`), never for the bytes of a file.
     response = api_client_for(alice).post(LIST_URL, {"file": "aGVsbG8="}, format="json")
 
-    assert response.status_code == 415
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Send the file to scan as multipart/form-data in a field named `file`."}
+    assert not Scan.objects.exists()
 
 
 @pytest.mark.parametrize(

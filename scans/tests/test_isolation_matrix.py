@@ -19,6 +19,8 @@ from django.core.files.storage import default_storage
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from newsroom.models import ShareLink
+from newsroom.services import case_create, team_create
 from scans.evidence import evidence_folder
 from scans.models import Batch, Scan
 from scans.tests.uploads import image_bytes, make_scan_row
@@ -43,6 +45,11 @@ PUBLIC_ROUTES = {
     "api:health",
     "api-schema",
     "api-docs",
+    # A share link's pages: the unguessable token in the URL is what authorises them (newsroom/tests/test_shares.py).
+    "newsroom:shared-scan",
+    "newsroom:shared-pdf",
+    "newsroom:shared-evidence",
+    "newsroom:shared-file",
 }
 # Routes for staff only: an ordinary signed-in user gets 403.
 STAFF_ONLY_ROUTES = {"api:metrics"}
@@ -83,7 +90,7 @@ ROUTES = _walk(get_resolver().url_patterns)
 PROTECTED = [route for route in ROUTES if route.name not in PUBLIC_ROUTES]
 OBJECT_ROUTES = [route for route in PROTECTED if route.parameters]
 COLLECTION_ROUTES = [route for route in PROTECTED if not route.parameters]
-KNOWN_PARAMETERS = {"scan_id", "name", "endpoint_id", "batch_id"}
+KNOWN_PARAMETERS = {"scan_id", "name", "endpoint_id", "batch_id", "team_id", "case_id", "username", "share_id"}
 
 
 @dataclass
@@ -91,6 +98,9 @@ class OwnedObjects:
     scan: Scan
     endpoint_id: int
     batch_id: object
+    team_id: object
+    case_id: object
+    share_id: int
 
     def kwargs_for(self, route: Route) -> dict[str, object]:
         values = {
@@ -98,13 +108,19 @@ class OwnedObjects:
             "name": EVIDENCE_NAME,
             "endpoint_id": self.endpoint_id,
             "batch_id": self.batch_id,
+            "team_id": self.team_id,
+            "case_id": self.case_id,
+            # A member route names alice's own membership of her team.
+            "username": "alice",
+            "share_id": self.share_id,
         }
         return {parameter: values[parameter] for parameter in route.parameters}
 
 
 @pytest.fixture
 def owned(alice, _private_media: Path) -> OwnedObjects:
-    """Alice's scan (with a stored upload and one evidence image, in a batch) and webhook endpoint."""
+    """Alice's scan (with a stored upload and one evidence image, in a batch, filed in a case of her team), her
+    webhook endpoint, and her team and its case (bob is in neither)."""
     scan = make_scan_row(
         alice,
         original_filename=f"{SECRET_MARK}.jpg",
@@ -123,8 +139,13 @@ def owned(alice, _private_media: Path) -> OwnedObjects:
     default_storage.save(f"{evidence_folder(scan.id)}/{EVIDENCE_NAME}", ContentFile(image_bytes("JPEG")))
     endpoint = webhook_endpoint_create(owner=alice, url=f"https://{SECRET_MARK}.example.com/hook")
     batch = Batch.objects.create(owner=alice)
-    Scan.objects.filter(pk=scan.pk).update(batch=batch)
-    return OwnedObjects(scan=scan, endpoint_id=endpoint.pk, batch_id=batch.id)
+    team = team_create(creator=alice, name=f"{SECRET_MARK} desk")
+    case = case_create(team=team, creator=alice, title=f"{SECRET_MARK} case")
+    Scan.objects.filter(pk=scan.pk).update(batch=batch, case=case)
+    share = ShareLink.objects.create(scan=scan, created_by=alice, created_by_name="alice")
+    return OwnedObjects(
+        scan=scan, endpoint_id=endpoint.pk, batch_id=batch.id, team_id=team.pk, case_id=case.pk, share_id=share.pk
+    )
 
 
 def _client_for(user, route: Route, api_client_for) -> APIClient:

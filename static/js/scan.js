@@ -20,7 +20,9 @@
   "use strict";
 
   var TERMINAL = { done: true, failed: true };
-  var STATUS_LABELS = { queued: "Queued", processing: "Processing", done: "Done", failed: "Failed" };
+  var STATUS_LABELS = {
+    fetching: "Downloading", queued: "Queued", processing: "Processing", done: "Done", failed: "Failed"
+  };
   var MAX_ERROR_DELAY_MS = 15000;
   var refreshing = {};
 
@@ -128,6 +130,12 @@
             return;
           }
           errorDelay = interval;
+          // A scan by URL whose media has just been downloaded has a name, a picture or a player to show now:
+          // the whole page is loaded again (its title is outside the region).
+          if (element.getAttribute("data-scan-status-now") === "fetching" && scan.status !== "fetching") {
+            window.location.reload();
+            return;
+          }
           if (TERMINAL[scan.status]) {
             if (region) {
               refreshRegion(region);

@@ -164,3 +164,25 @@ def test_a_usage_error_is_not_mistaken_for_a_verdict():
 )
 def test_the_exit_code_ranks_fake_over_failed_over_uncertain(outcomes, expected):
     assert exit_code_for([{"status": status, "verdict": verdict} for status, verdict in outcomes]) == expected
+
+
+def test_a_link_is_sent_for_the_server_to_download_and_scan(live_server, tiny_models, run_worker, token, settings):
+    from scans.tests.test_url_scans import MediaServer
+
+    settings.UNMASK_URL_SCAN_ALLOW_PRIVATE = True
+    server = MediaServer()
+    try:
+        server.routes["/chart.png"] = (200, {"Content-Type": "image/png"}, gradient_png())
+        submitted = _client("scan", server.url("/chart.png"), url=live_server.url, token=token)
+        assert submitted.returncode == EXIT_OK, submitted.stderr
+        assert "fetching" in submitted.stdout
+
+        run_worker()  # the download
+        run_worker()  # the analysis
+    finally:
+        server.close()
+
+    scan = Scan.objects.get()
+    shown = _client("get", str(scan.id), "--json", url=live_server.url, token=token)
+    assert json.loads(shown.stdout)["source_url"] == server.url("/chart.png")
+    assert json.loads(shown.stdout)["status"] == "done" and shown.returncode == EXIT_OK

@@ -22,10 +22,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.urls import reverse
 
+from scans.destinations import DestinationRefused, redirect_target
 from scans.services import scan_mark_failed
 from scans.tests.uploads import make_scan_row
 from webhooks.delivery import webhook_signature_is_valid
-from webhooks.destinations import DestinationRefused, redirect_target
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import WebhookRejected, webhook_endpoint_create
 from webhooks.tests.test_webhooks import RECEIVER_ERROR_ANSWER, Receiver

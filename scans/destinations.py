@@ -1,13 +1,18 @@
-"""Where a webhook may be delivered (SSRF): the URL's form, and every address its host resolves to.
+"""Where the platform's own HTTP requests may go (SSRF): webhook deliveries and scans by URL.
 
-The same check runs when an endpoint is registered, and again at every hop of every delivery after the host
-name is resolved; a delivery then connects only to the addresses that were checked, so a DNS answer that
-changes between the check and the connection (DNS rebinding) cannot send it anywhere else.
+Checked: the URL's form, and every address its host resolves to. The same check runs when a webhook endpoint
+is registered or a link is submitted for scanning, and again at every hop (every redirect) of every request
+after the host name is resolved; the request then connects only to the addresses that were checked
+(`connect_to_checked_address`), so a DNS answer that changes between the check and the connection (DNS
+rebinding) cannot send it anywhere else.
 
-Refused unless `UNMASK_WEBHOOK_ALLOW_PRIVATE` is on: every address Python's `ipaddress` does not call global
-(loopback, private, unspecified 0.0.0.0 and ::, shared 100.64.0.0/10, reserved) and multicast. An IPv4 address
-carried inside an IPv6 one (::ffff:a.b.c.d, NAT64, 6to4) is judged as that IPv4 address.
+Refused unless the caller's setting allows private addresses (`UNMASK_WEBHOOK_ALLOW_PRIVATE`,
+`UNMASK_URL_SCAN_ALLOW_PRIVATE`): every address Python's `ipaddress` does not call global (loopback, private,
+unspecified 0.0.0.0 and ::, shared 100.64.0.0/10, reserved) and multicast. An IPv4 address carried inside an
+IPv6 one (::ffff:a.b.c.d, NAT64, 6to4) is judged as that IPv4 address.
 Refused always, whatever the setting: link-local addresses and the cloud metadata services.
+
+Plain Python (no Django), so the scans app and the webhooks app above it share it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Link-local is where cloud metadata services answer (169.254.169.254: instance credentials), and no receiver
-# of webhooks has a reason to live there, so not even a development setting opens it.
+# of webhooks or published media has a reason to live there, so not even a development setting opens it.
 ALWAYS_REFUSED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = (
     (ipaddress.ip_network("169.254.0.0/16"), "link-local"),
     (ipaddress.ip_network("fe80::/10"), "link-local"),
@@ -33,7 +38,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class DestinationRefused(Exception):
-    """A URL a webhook may not call; `message` says why, for the user and the delivery log."""
+    """A URL that may not be called; `message` says why, for the user and the delivery log."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -76,7 +81,7 @@ def destination_parse(url: str) -> tuple[str, str, int, str]:
     return scheme, parts.hostname, port, target
 
 
-def destination_resolve(url: str, *, allow_private: bool) -> Destination:
+def destination_resolve(url: str, *, allow_private: bool, caller: str = "webhooks") -> Destination:
     """Parse `url`, resolve its host and check every address it resolves to.
 
     Raises `DestinationUnresolved` when the name does not resolve, `DestinationRefused` when the URL or any of
@@ -96,26 +101,29 @@ def destination_resolve(url: str, *, allow_private: bool) -> Destination:
         raise DestinationUnresolved(f"The host name {host} does not resolve.")
     for address in addresses:
         # A scope (fe80::1%eth0) names an interface, not a different address.
-        refusal = address_refusal(ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private)
+        refusal = address_refusal(
+            ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private, caller=caller
+        )
         if refusal:
             named = f"{host} is" if literal is not None else f"{host} resolves to {address}:"
             raise DestinationRefused(f"{named} {refusal}")
     return Destination(scheme=scheme, host=host, port=port, target=target, addresses=tuple(addresses))
 
 
-def address_refusal(address: IPAddress, *, allow_private: bool) -> str:
-    """Why a webhook may not connect to `address` ("" when it may), as the end of a sentence."""
+def address_refusal(address: IPAddress, *, allow_private: bool, caller: str = "webhooks") -> str:
+    """Why `caller` (webhooks, scans by URL) may not connect to `address` ("" when it may), as the end of a
+    sentence."""
     # An IPv4 address carried inside an IPv6 one is what a connection would reach, so it is judged first.
     candidates = (*_embedded_ipv4(address), address)
     for candidate in candidates:
         for network, kind in ALWAYS_REFUSED_NETWORKS:
             if candidate.version == network.version and candidate in network:
-                return f"a {kind} address, which webhooks never call."
+                return f"a {kind} address, which {caller} never call."
     if allow_private:
         return ""
     for candidate in candidates:
         if not candidate.is_global or candidate.is_multicast or candidate.is_reserved:
-            return f"a {_kind(candidate)} address, which webhooks may not call (only public addresses are)."
+            return f"a {_kind(candidate)} address, which {caller} may not call (only public addresses are)."
     return ""
 
 
@@ -150,3 +158,23 @@ def redirect_target(*, from_url: str, location: str) -> str:
     if from_scheme == "https" and urllib.parse.urlsplit(target).scheme.lower() != "https":
         raise DestinationRefused("A redirect from https:// to another scheme is not followed (it would expose it).")
     return target
+
+
+def connect_to_checked_address(
+    destination: Destination,
+    _host_and_port: tuple[str, int],
+    timeout: float,
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """A socket to the first of the destination's checked addresses that accepts (as socket.create_connection).
+
+    Installed as an `http.client` connection's `_create_connection`, so the socket goes to the addresses just
+    checked, never to a second DNS answer, while the Host header and the TLS server name stay the URL's.
+    """
+    last_error: OSError = OSError(f"{destination.host} has no address to connect to")
+    for address in destination.addresses:
+        try:
+            return socket.create_connection((address, destination.port), timeout, source_address)
+        except OSError as exc:
+            last_error = exc
+    raise last_error

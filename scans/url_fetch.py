@@ -1,0 +1,231 @@
+"""Scan by URL: download the media a link names, or that a web page embeds, within size and time limits and the
+SSRF policy of `scans.destinations` (every hop checked after DNS, the socket opened to a checked address).
+
+A link may be the image or video itself, or a page: then its `og:video` (`og:video:url`, `og:video:secure_url`),
+`<video src>` or `<video><source src>`, else its `og:image`, is fetched instead (one page deep). The bytes land in
+a temporary file and are judged afterwards exactly like an upload (`scans.uploads.inspect_upload`).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+
+from scans.destinations import (
+    DestinationRefused,
+    connect_to_checked_address,
+    destination_parse,
+    destination_resolve,
+    redirect_target,
+)
+
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+# A page is read only this far looking for the media it embeds.
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+USER_AGENT = "Unmask-URL-scan/1"
+CALLER = "scans by URL"
+FALLBACK_NAME = "linked-media"
+
+
+class FetchFailed(Exception):
+    """The link gave no media to scan; `message` says why, for the scan's error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    """Downloaded bytes at `path`, the name to show for them, and the URL they came from at last."""
+
+    path: Path
+    filename: str
+    media_url: str
+
+
+def source_url_check(url: str) -> None:
+    """Refuse at once (`FetchFailed`) a link that could never be fetched: not http(s), or a host that does not
+    resolve or resolves to an address that may not be called. The worker checks every hop again."""
+    try:
+        destination_resolve(url, allow_private=settings.UNMASK_URL_SCAN_ALLOW_PRIVATE, caller=CALLER)
+    except DestinationRefused as exc:
+        raise FetchFailed(exc.message) from None
+
+
+@contextmanager
+def fetched_media(url: str) -> Iterator[FetchedMedia]:
+    """Download the media of `url` to a temporary file (removed afterwards); `FetchFailed` with the reason."""
+    deadline = time.monotonic() + settings.UNMASK_URL_SCAN_TIMEOUT
+    with tempfile.TemporaryDirectory(prefix="unmask-url-") as folder:
+        target = Path(folder) / "download"
+        final_url, content_type = _download(
+            url, target, deadline=deadline, max_bytes=settings.UNMASK_URL_SCAN_MAX_BYTES
+        )
+        if _is_page(content_type, target):
+            embedded = embedded_media_url(target.read_bytes()[:MAX_PAGE_BYTES].decode("utf-8", "replace"), final_url)
+            if embedded is None:
+                raise FetchFailed(
+                    "The link is a web page without an image or video in it that Unmask can find "
+                    "(og:video, og:image, <video> or <source>): link to the media itself."
+                )
+            final_url, content_type = _download(
+                embedded, target, deadline=deadline, max_bytes=settings.UNMASK_URL_SCAN_MAX_BYTES
+            )
+            if _is_page(content_type, target):
+                raise FetchFailed("The media the page names is another web page, not an image or a video.")
+        yield FetchedMedia(path=target, filename=_filename(final_url), media_url=final_url)
+
+
+def _is_page(content_type: str, path: Path) -> bool:
+    if content_type.split(";", 1)[0].strip().lower() in {"text/html", "application/xhtml+xml"}:
+        return True
+    with path.open("rb") as handle:
+        start = handle.read(512).lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _filename(url: str) -> str:
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    return name or FALLBACK_NAME
+
+
+def _download(url: str, target: Path, *, deadline: float, max_bytes: int) -> tuple[str, str]:
+    """GET `url` into `target`, following checked redirects; (the URL answered at last, its Content-Type)."""
+    allow_private = settings.UNMASK_URL_SCAN_ALLOW_PRIVATE
+    hop_url = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        try:
+            destination = destination_resolve(hop_url, allow_private=allow_private, caller=CALLER)
+        except DestinationRefused as exc:
+            via = "" if hop_url == url else f"The link redirects to {hop_url}, which is not followed: "
+            raise FetchFailed(f"{via}{exc.message}") from None
+        connection_class = http.client.HTTPSConnection if destination.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(destination.host, destination.port, timeout=_remaining(deadline))
+        connection._create_connection = functools.partial(connect_to_checked_address, destination)
+        try:
+            try:
+                connection.request(
+                    "GET", destination.target, headers={"User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*"}
+                )
+                response = connection.getresponse()
+            except TimeoutError:
+                raise FetchFailed(_too_slow()) from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                raise FetchFailed(f"The link could not be reached ({_reason(exc)}).") from None
+            location = response.getheader("Location") or ""
+            if response.status in REDIRECT_STATUSES and location:
+                try:
+                    hop_url = redirect_target(from_url=hop_url, location=location)
+                except DestinationRefused as exc:
+                    raise FetchFailed(exc.message) from None
+                continue
+            if response.status != 200:
+                raise FetchFailed(f"The link answered HTTP {response.status}, not the media.")
+            declared = response.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchFailed(_too_large(max_bytes))
+            _save_body(response, target, deadline=deadline, max_bytes=max_bytes)
+            return hop_url, response.getheader("Content-Type") or ""
+        finally:
+            connection.close()
+    raise FetchFailed(f"The link redirects more than {MAX_REDIRECTS} times; it is not followed further.")
+
+
+def _save_body(response: http.client.HTTPResponse, target: Path, *, deadline: float, max_bytes: int) -> None:
+    received = 0
+    with target.open("wb") as handle:
+        while True:
+            # Each read waits at most for what is left of the whole download's time.
+            if response.fp is not None and response.fp.raw is not None and hasattr(response.fp.raw, "_sock"):
+                response.fp.raw._sock.settimeout(_remaining(deadline))
+            try:
+                # read1: at most one receive, so a trickle cannot hold one read past the deadline.
+                chunk = response.read1(_CHUNK_BYTES)
+            except TimeoutError:
+                raise FetchFailed(_too_slow()) from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise FetchFailed(f"The download broke off ({_reason(exc)}).") from None
+            if not chunk:
+                return
+            received += len(chunk)
+            if received > max_bytes:
+                raise FetchFailed(_too_large(max_bytes))
+            handle.write(chunk)
+            if time.monotonic() > deadline:
+                raise FetchFailed(_too_slow())
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchFailed(_too_slow())
+    return remaining
+
+
+def _too_slow() -> str:
+    return f"The download did not finish within {settings.UNMASK_URL_SCAN_TIMEOUT:g} seconds."
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"The linked file is larger than {max_bytes / 1024 / 1024:.0f} MB, the most a scan by URL downloads."
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class _EmbeddedMedia(HTMLParser):
+    """Collects the media a page names: Open Graph video and image, <video src> and <video><source src>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.videos: list[str] = []
+        self.images: list[str] = []
+        self._in_video = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name.lower(): (value or "").strip() for name, value in attrs}
+        if tag == "meta":
+            key = (values.get("property") or values.get("name") or "").lower()
+            content = values.get("content", "")
+            if content and key in {"og:video", "og:video:url", "og:video:secure_url"}:
+                self.videos.append(content)
+            elif content and key in {"og:image", "og:image:url", "og:image:secure_url"}:
+                self.images.append(content)
+        elif tag == "video":
+            self._in_video = True
+            if values.get("src"):
+                self.videos.append(values["src"])
+        elif tag == "source" and self._in_video and values.get("src"):
+            self.videos.append(values["src"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "video":
+            self._in_video = False
+
+
+def embedded_media_url(page: str, page_url: str) -> str | None:
+    """The absolute URL of the media a page embeds (a video before an image), or None; only http(s) URLs."""
+    parser = _EmbeddedMedia()
+    parser.feed(page)
+    for candidate in (*parser.videos, *parser.images):
+        absolute = urllib.parse.urljoin(page_url, candidate)
+        try:
+            destination_parse(absolute)
+        except DestinationRefused:
+            continue
+        return absolute
+    return None
