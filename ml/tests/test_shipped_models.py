@@ -77,7 +77,10 @@ def test_held_out_diffusion_and_gan_faces_are_called_fake_and_said_to_look_like_
         fakes = [analyzer.analyze_image(path) for path in _held_out(data_dir, source, 1, 4)]
         reals = [analyzer.analyze_image(path) for path in _held_out(data_dir, source, 0, 4)]
         assert sum(analysis.verdict == "fake" for analysis in fakes) >= 3, source
-        assert sum(analysis.verdict == "real" for analysis in reals) >= 3, source
+        # Real faces may land in the uncertain band (high-quality FFHQ portraits often do: see the card), but a
+        # real face called fake is the costliest error: at most one of four.
+        assert sum(analysis.verdict == "fake" for analysis in reals) <= 1, source
+        assert max(analysis.fake_probability for analysis in reals) < min(a.fake_probability for a in fakes), source
         guesses = [face.manipulation.most_likely for analysis in fakes for face in analysis.faces]
         assert guesses.count(kind) >= 3, f"{source} fakes should look most like {kind}, got {guesses}"
 
