@@ -59,7 +59,7 @@ class NaivePipeline:
         probabilities = []
         for face in faces:
             crop = crop_square(image, face.box, model.crop_rule)
-            logit = model.classifier.predict(crop[None].astype(np.float32), verbose=0).reshape(-1)
+            logit = _first(model.classifier.predict(crop[None].astype(np.float32), verbose=0)).reshape(-1)
             probabilities.append(float(model.calibrate(logit)[0]))
         finished = time.perf_counter()
         probability = max(probabilities) if probabilities else None
@@ -114,10 +114,11 @@ class NaivePipeline:
                 crop = crops_per_frame[frame_position][faces_per_frame[frame_position].index(face)]
                 batch = crop[None].astype(np.float32)
                 if video_model is not None:
-                    embedding, logit = video_model.frame_encoder.predict(batch, verbose=0)
+                    # (embedding, logit), and the manipulation-type probabilities after them where there is a head.
+                    embedding, logit = video_model.frame_encoder.predict(batch, verbose=0)[:2]
                 else:
                     embedding = np.zeros((1, 1), np.float32)
-                    logit = self.analyzer.image_model.classifier.predict(batch, verbose=0)
+                    logit = _first(self.analyzer.image_model.classifier.predict(batch, verbose=0))
                 embeddings.append(np.asarray(embedding)[0])
                 logits.append(float(np.asarray(logit).reshape(-1)[0]))
             if video_model is not None:
@@ -140,3 +141,8 @@ class NaivePipeline:
                 "total_s": finished - started,
             },
         }
+
+
+def _first(outputs) -> np.ndarray:
+    """The logit of a classifier's outputs: its only output, or the first of (logit, manipulation types)."""
+    return np.asarray(outputs[0] if isinstance(outputs, (list, tuple)) else outputs)

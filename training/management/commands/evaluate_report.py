@@ -83,9 +83,7 @@ class Command(BaseCommand):
             if not run or not (Path(run) / "image_model.keras").is_file():
                 raise CommandError(f"--left-out {item!r}: expected SOURCE=RUN with a training run folder")
             left_out.append((source, Path(run)))
-        frames_path = options["frames"] or Path(main.weights.path).with_name(
-            Path(main.weights.name).stem + "-oof-frames.npz"
-        )
+        frames_path = options["frames"] or _shipped_frame_scores(main)
         from training.reporting import build_image_report, card_table, write_report
 
         out: Path = options["out"]
@@ -157,3 +155,13 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def _shipped_frame_scores(version) -> Path:
+    """The out-of-fold frame scores `ship_model` put beside the version's weights in ml/weights/ (registration
+    copies the weights alone into the media storage, so that copy is looked beside second)."""
+    from training.shipped import SHIPPED_DIR
+
+    shipped = SHIPPED_DIR / f"{version.kind}-{version.name}-{version.version}-oof-frames.npz"
+    stored = Path(version.weights.path).with_name(Path(version.weights.name).stem + "-oof-frames.npz")
+    return shipped if shipped.is_file() or not stored.is_file() else stored
