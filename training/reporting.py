@@ -10,6 +10,7 @@ held out to measure calibration (ECE) and the false-positive rate of every real 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,7 @@ def card_table(report: dict) -> str:
             f"| {figures['real_origin']} (`{name}`) | {_real_count(report, name)} | **{_number(rate)}** | "
             f"<= {FALSE_POSITIVE_TARGET}: {_met(rate, FALSE_POSITIVE_TARGET, at_most=True)} |"
         )
+    lines += ["", *_verdict_table(report)]
     if report.get("manipulation"):
         lines += ["", '| fakes of | their kind | "most like" names it |', "|---|---|---|"]
         for name, figures in report["manipulation"].items():
@@ -334,6 +336,26 @@ def card_table(report: dict) -> str:
                 f"| `{name}` ({figures['fakes']} fakes) | {figures['type']} | {_number(figures['accuracy'])} |"
             )
     return "\n".join(lines)
+
+
+def _verdict_table(report: dict) -> list[str]:
+    """What a reviewer is told, per held-out set and version: how many fakes and reals got each verdict."""
+    lines = [
+        "| held-out data | version | fakes called fake / uncertain / **real** | reals called real / uncertain / **fake** |",
+        "|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        if row.get("left_out"):
+            continue
+        for label in (report["version"], *report["compared"]):
+            files = (row["versions"].get(label) or {}).get("files")
+            if not files:
+                continue
+            counts = Counter((entry["label"], entry["verdict"]) for entry in files if entry["error"] is None)
+            fakes = " / ".join(str(counts[("fake", verdict)]) for verdict in ("fake", "uncertain", "real"))
+            reals = " / ".join(str(counts[("real", verdict)]) for verdict in ("real", "uncertain", "fake"))
+            lines.append(f"| `{row['key']}` | `{label}` | {fakes} | {reals} |")
+    return lines
 
 
 def _real_count(report: dict, name: str) -> int | str:

@@ -400,6 +400,11 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
     assert set(report["pooled"]["by_source"]) >= {"dfdc-faces", "celebdf"}
     text = card.read_text()
     assert "old figures" not in text and "| held-out data |" in text and text.endswith("After.\n")
+    # What a reviewer is told per set: the counts of each verdict, out of the files scored.
+    verdict_row = next(line for line in text.splitlines() if line.startswith("| `dfdc-faces:test` | `unmask-image"))
+    cells = [cell.strip() for cell in verdict_row.strip("|").split("|")]
+    fakes, reals = (sum(int(count) for count in cell.split(" / ")) for cell in cells[2:4])
+    assert fakes + reals == dfdc["n"]
     assert (out / "roc.png").is_file() and (out / "report.md").read_text().startswith("Measured by")
     version.refresh_from_db()
     assert version.metrics["evaluate:dfdc-faces:test"]["n_files"] == dfdc["n_files"]
