@@ -112,6 +112,11 @@ class SourceTrainingConfig:
     augment: AugmentConfig = LIGHT_AUGMENT
     seed: int = 0
 
+    @property
+    def crop_rule(self) -> CropRule:
+        """The shared crop rule at this run's input size."""
+        return CropRule(margin=0.15, size=self.input_size)
+
     def to_dict(self) -> dict:
         values = asdict(self)
         values["sources"] = list(self.sources)
@@ -522,13 +527,12 @@ def train_image_on_sources(
     say = progress or (lambda message: None)
     if leave_out is not None and leave_out not in config.sources:
         raise ValueError(f"--leave-out {leave_out!r} is not one of the training sources {list(config.sources)}")
-    rule = CropRule(margin=0.15, size=config.input_size)
     pool = load_crop_pool(
         cache_root,
         sources=config.sources,
         video_sources=config.video_sources,
         data_dir=data_dir,
-        rule=rule,
+        rule=config.crop_rule,
         folds=config.folds,
         progress=say,
     )
@@ -604,7 +608,6 @@ def train_image_on_sources(
         classifier,
         pool,
         config=config,
-        rule=rule,
         trained_sources=trained_sources,
         video_rows=video_rows,
         oof=oof,
@@ -622,7 +625,6 @@ def decide_and_report(
     pool: CropPool,
     *,
     config: SourceTrainingConfig,
-    rule: CropRule,
     trained_sources: tuple[str, ...],
     video_rows: np.ndarray,
     oof: dict,
@@ -654,7 +656,7 @@ def decide_and_report(
     low, high = choose_uncertain_band(decision_labels, probabilities, threshold)
     fitted_on = "calibration splits of " + ", ".join(trained_sources)
     settings = {
-        "crop_rule": rule.to_dict(),
+        "crop_rule": config.crop_rule.to_dict(),
         "input_size": config.input_size,
         "embedding_dim": config.embedding_dim,
         "architecture": {"backbone": config.backbone, **config.backbone_options},
@@ -779,13 +781,12 @@ def recalibrate_image_run(
     )
     values["sources"], values["video_sources"] = tuple(values["sources"]), tuple(values["video_sources"])
     config = SourceTrainingConfig(**values)
-    rule = CropRule(margin=0.15, size=config.input_size)
     pool = load_crop_pool(
         cache_root,
         sources=config.sources,
         video_sources=config.video_sources,
         data_dir=data_dir,
-        rule=rule,
+        rule=config.crop_rule,
         folds=config.folds,
         progress=say,
     )
@@ -803,7 +804,6 @@ def recalibrate_image_run(
         load_keras_model(weights_path),
         pool,
         config=config,
-        rule=rule,
         trained_sources=tuple(name for name in config.sources if name != leave_out),
         video_rows=video_rows,
         oof=oof,

@@ -14,6 +14,16 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "ml" / "weights"
 SHIPPED_MANIFEST = SHIPPED_DIR / "manifest.json"
 
 
+def shipped_weights_name(kind: str, name: str, version: str) -> str:
+    """The file name `ship_model` gives a version's weights in ml/weights/."""
+    return f"{kind}-{name}-{version}.keras"
+
+
+def shipped_frame_scores_name(weights_name: str) -> str:
+    """The out-of-fold frame scores shipped beside a version's weights (image versions with a video stage)."""
+    return f"{Path(weights_name).stem}-oof-frames.npz"
+
+
 def read_manifest(manifest_path: Path = SHIPPED_MANIFEST) -> list[dict]:
     """The manifest's model entries (kind, name, version, weights, settings, metrics, training_notes)."""
     if not manifest_path.is_file():

@@ -160,8 +160,8 @@ def _cpu_count() -> int:
 def _shipped_frame_scores(version) -> Path:
     """The out-of-fold frame scores `ship_model` put beside the version's weights in ml/weights/ (registration
     copies the weights alone into the media storage, so that copy is looked beside second)."""
-    from training.shipped import SHIPPED_DIR
+    from training.shipped import SHIPPED_DIR, shipped_frame_scores_name, shipped_weights_name
 
-    shipped = SHIPPED_DIR / f"{version.kind}-{version.name}-{version.version}-oof-frames.npz"
-    stored = Path(version.weights.path).with_name(Path(version.weights.name).stem + "-oof-frames.npz")
+    shipped = SHIPPED_DIR / shipped_frame_scores_name(shipped_weights_name(version.kind, version.name, version.version))
+    stored = Path(version.weights.path).with_name(shipped_frame_scores_name(version.weights.name))
     return shipped if shipped.is_file() or not stored.is_file() else stored

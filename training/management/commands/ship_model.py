@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.services import evaluation_metrics_key
-from training.shipped import SHIPPED_DIR, SHIPPED_MANIFEST
+from training.shipped import SHIPPED_DIR, SHIPPED_MANIFEST, shipped_frame_scores_name, shipped_weights_name
 
 PLOTS = ("roc.png", "pr.png", "confusion.png", "training.png")
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         version = options["model_version"]
         shipped_dir: Path = options["to"]
         manifest_path = shipped_dir / SHIPPED_MANIFEST.name
-        weights_name = f"{kind}-{options['name']}-{version}.keras"
+        weights_name = shipped_weights_name(kind, options["name"], version)
         shipped_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, shipped_dir / weights_name)
         plots_dir = shipped_dir / "plots" / f"{kind}-{version}"
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                 shutil.copyfile(run / plot, plots_dir / plot)
         frames = run / "video_frames_oof.npz"
         if frames.is_file():
-            self._ship_frame_scores(frames, shipped_dir / f"{Path(weights_name).stem}-oof-frames.npz")
+            self._ship_frame_scores(frames, shipped_dir / shipped_frame_scores_name(weights_name))
         metrics = {"training": saved["metrics"]}
         if "per_video" in saved:
             metrics["per_video"] = saved["per_video"]
