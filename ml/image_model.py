@@ -148,6 +148,22 @@ def feature_model(classifier):
     return keras.Model(classifier.inputs, outputs, name=f"{classifier.name}_features")
 
 
+def weights_digest(model) -> str:
+    """A fingerprint of what a Keras model computes: sha256 over its layers' classes and its weights (shape,
+    dtype and bytes, in order). A video version records its frame encoder's, so that a worker already holding
+    the image model that encoder was copied from can use that one copy (`VideoModel.load(..., image_model=)`)
+    instead of loading and compiling a second."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for layer in model.layers:
+        digest.update(type(layer).__name__.encode())
+    for weights in model.get_weights():
+        digest.update(f"{weights.dtype.str}{weights.shape}".encode())
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
+
+
 def load_keras_model(weights_path: str | os.PathLike):
     """Load a `.keras` file, turning every failure into ModelError with the path in the message."""
     import keras
@@ -229,6 +245,11 @@ class ImageModel:
     @classmethod
     def load(cls, weights_path: str | os.PathLike, settings: dict) -> ImageModel:
         return cls(load_keras_model(weights_path), settings)
+
+    @property
+    def features(self):
+        """The classifier answering (embedding, logit[, manipulation]): what a video model's frame encoder is."""
+        return self._features
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:
         return sigmoid(self.calibration_scale * np.asarray(logits, dtype=np.float64) + self.calibration_bias)

@@ -10,11 +10,13 @@ crop and batched. These scorers serve the analysis of photos and videos and a sh
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
 
-from ml.image_model import FacePredictions, ImageModel, encode_in_batches, feature_model
+from ml.image_model import FacePredictions, ImageModel, encode_in_batches
 from ml.video_model import VideoModel
 
 BATCH_SIZE = 64
@@ -40,6 +42,20 @@ class CompiledEncoder:
         return encode_in_batches(self._call, crops, embedding_dim=self.embedding_dim, batch_size=BATCH_SIZE)
 
 
+# One compiled encoder per Keras model: where the video model's frame encoder is the image model's own network
+# (`VideoModel.load(..., image_model=)`), both scorers run the same graph, traced once.
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_compiled_lock = threading.Lock()
+
+
+def compiled_encoder(model: Any) -> CompiledEncoder:
+    """The `CompiledEncoder` of `model`, built on first use and kept while the model lives."""
+    with _compiled_lock:
+        if model not in _compiled:
+            _compiled[model] = CompiledEncoder(model)
+        return _compiled[model]
+
+
 class ImageScorer:
     """`ImageModel.predict`, compiled: calibrated fake probabilities, logits and embeddings per crop."""
 
@@ -47,7 +63,7 @@ class ImageScorer:
         self.image_model = image_model
         self.crop_rule = image_model.crop_rule
         self.manipulation_types = image_model.manipulation_types
-        self._encoder = CompiledEncoder(feature_model(image_model.classifier))
+        self._encoder = compiled_encoder(image_model.features)
 
     def predict(self, crops: np.ndarray) -> FacePredictions:
         embeddings, logits, manipulation = self._encoder(crops)
@@ -66,7 +82,7 @@ class FrameScorer:
         self.video_model = video_model
         self.crop_rule = video_model.crop_rule
         self.manipulation_types = video_model.manipulation_types
-        self._encoder = CompiledEncoder(video_model.frame_encoder)
+        self._encoder = compiled_encoder(video_model.frame_encoder)
 
     def predict(self, crops: np.ndarray) -> FacePredictions:
         embeddings, logits, manipulation = self._encoder(crops)

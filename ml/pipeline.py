@@ -166,7 +166,11 @@ class Analyzer:
         self.image_model = ImageModel.load(image_model.weights_path, image_model.settings)
         self.image_scorer = ImageScorer(self.image_model)
         self.image_decision = Decision.from_settings(image_model.settings)
-        self.video_model = VideoModel.load(video_model.weights_path, video_model.settings) if video_model else None
+        self.video_model = (
+            VideoModel.load(video_model.weights_path, video_model.settings, image_model=self.image_model)
+            if video_model
+            else None
+        )
         self.frame_scorer = FrameScorer(self.video_model) if self.video_model is not None else None
         self.full_detection_every = max(1, int(full_detection_every))
         self.video_decision = Decision.from_settings(video_model.settings if video_model else image_model.settings)
@@ -216,8 +220,9 @@ class Analyzer:
         return Explainer(self.image_model.classifier, output_index=0)
 
     def _frame_explainer(self) -> Explainer:
-        # The frame encoder answers (embedding, logit, ...): the logit is its second output.
-        if self.video_model is not None:
+        # The frame encoder answers (embedding, logit, ...): the logit is its second output. Where it is the image
+        # model's own network, the image explainer (traced already) explains frames too.
+        if self.video_model is not None and self.video_model.frame_encoder is not self.image_model.features:
             return Explainer(self.video_model.frame_encoder, output_index=1)
         return self._image_explainer()
 

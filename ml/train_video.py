@@ -177,7 +177,7 @@ def train_video_model(
         head = train_sequence_head(
             train_videos, clip_len=clip_len, epochs=epochs, seed=seed, units=units, clips_per_video=clips_per_video
         )
-        model = VideoModel(bundle_video_model(encoder, head), base_settings)
+        model = VideoModel.from_bundle(bundle_video_model(encoder, head), base_settings)
         for video in held_out:
             sequence_logit, aggregate_logit = _score_held_out(model, video, frames)
             out_of_fold.append(

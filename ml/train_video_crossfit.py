@@ -27,7 +27,7 @@ import numpy as np
 
 from ml.datasets import VideoFaces
 from ml.faces import evenly_spaced_indices
-from ml.image_model import ImageModel, feature_model
+from ml.image_model import ImageModel, weights_digest
 from ml.metrics import (
     binary_report,
     choose_threshold_capped,
@@ -252,7 +252,9 @@ def train_video_from_frame_scores(
     image_model = ImageModel.load(image_run / "image_model.keras", image_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights_path = out_dir / "video_model.keras"
-    bundle_video_model(feature_model(image_model.classifier), head).save(weights_path)
+    bundle_video_model(image_model.features, head).save(weights_path)
+    # Lets a worker that holds this image model use it as the frame encoder (`VideoModel.load`).
+    settings["frame_encoder_digest"] = weights_digest(image_model.features)
 
     per_video = []
     for position, video in enumerate(sampled):

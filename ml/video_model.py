@@ -24,7 +24,14 @@ import numpy as np
 
 from ml.errors import ModelError
 from ml.faces import CropRule
-from ml.image_model import MANIPULATION_TYPES, FacePredictions, encode_in_batches, load_keras_model
+from ml.image_model import (
+    MANIPULATION_TYPES,
+    FacePredictions,
+    ImageModel,
+    encode_in_batches,
+    load_keras_model,
+    weights_digest,
+)
 from ml.metrics import logit, sigmoid
 
 FRAME_ENCODER = "frame_encoder"
@@ -144,20 +151,14 @@ class TrackScore:
 class VideoModel:
     """A loaded video model: frame encoder + sequence head + the settings that combine them."""
 
-    def __init__(self, bundle, settings: dict) -> None:
+    def __init__(self, frame_encoder, settings: dict, *, sequence_head=None) -> None:
         self.settings = dict(settings)
         combine = settings.get("combine") or {}
         self.sequence_weight = float(combine.get("sequence_weight", 0.5))
-        try:
-            encoder = bundle.get_layer(FRAME_ENCODER)
-        except ValueError as exc:
-            raise ModelError("the video weights lack a frame encoder") from exc
-        self.sequence_head = None
-        if any(layer.name == SEQUENCE_HEAD for layer in bundle.layers):
-            self.sequence_head = bundle.get_layer(SEQUENCE_HEAD)
-        elif self.sequence_weight > 0:
+        if sequence_head is None and self.sequence_weight > 0:
             raise ModelError("the video settings weigh a sequence head that the weights do not have")
-        self.frame_encoder = encoder
+        self.sequence_head = sequence_head
+        encoder = self.frame_encoder = frame_encoder
         self.crop_rule = CropRule.from_dict(settings.get("crop_rule"))
         if int(encoder.inputs[0].shape[1]) != self.crop_rule.size:
             raise ModelError("the video model's frame encoder does not match its crop rule")
@@ -188,8 +189,31 @@ class VideoModel:
         self.combined_bias = float(combine.get("bias", 0.0))
 
     @classmethod
-    def load(cls, weights_path: str | os.PathLike, settings: dict) -> VideoModel:
-        return cls(load_keras_model(weights_path), settings)
+    def from_bundle(cls, bundle, settings: dict) -> VideoModel:
+        """The model of one `bundle_video_model` (as saved in a version's file)."""
+        try:
+            encoder = bundle.get_layer(FRAME_ENCODER)
+        except ValueError as exc:
+            raise ModelError("the video weights lack a frame encoder") from exc
+        head = bundle.get_layer(SEQUENCE_HEAD) if any(layer.name == SEQUENCE_HEAD for layer in bundle.layers) else None
+        return cls(encoder, settings, sequence_head=head)
+
+    @classmethod
+    def load(
+        cls, weights_path: str | os.PathLike, settings: dict, *, image_model: ImageModel | None = None
+    ) -> VideoModel:
+        """The version's model from its file, or, where it can, around `image_model`'s own network.
+
+        A version without a sequence head whose settings record a `frame_encoder_digest` equal to
+        `image_model`'s is that image model and its calibrations: a worker holding the image model then
+        uses its network for frames too, so the weights are loaded and compiled once (the load time and
+        memory of a second copy saved), and answers are the same to the bit.
+        """
+        if image_model is not None and shares_frame_encoder(settings, image_model):
+            if not os.path.isfile(weights_path):
+                raise ModelError(f"weights file not found: {weights_path}")
+            return cls(image_model.features, settings)
+        return cls.from_bundle(load_keras_model(weights_path), settings)
 
     def predict_frames(self, crops: np.ndarray, *, batch_size: int = 64) -> FacePredictions:
         """Embeddings, frame logits and calibrated frame probabilities for N face crops, batched (eager Keras:
@@ -238,6 +262,16 @@ class VideoModel:
             aggregate_probability=float(sigmoid(aggregate_logit)),
             fake_probability=float(sigmoid(combined)),
         )
+
+
+def shares_frame_encoder(settings: dict, image_model: ImageModel) -> bool:
+    """Whether a video version's frame encoder is `image_model`'s network (its recorded digest matches) and
+    nothing else of the file is needed (no sequence head weighs in)."""
+    recorded = settings.get("frame_encoder_digest")
+    combine = settings.get("combine") or {}
+    if not recorded or float(combine.get("sequence_weight", 0.5)) > 0:
+        return False
+    return recorded == weights_digest(image_model.features)
 
 
 def combine_probabilities(

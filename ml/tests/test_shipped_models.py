@@ -62,6 +62,12 @@ def test_the_defaults_are_version_2_with_version_1_kept_for_comparison(defaults:
     assert {("image", "1.0.0"), ("video", "1.0.0")} <= shipped
 
 
+def test_the_shipped_video_model_runs_on_the_loaded_image_model_instead_of_a_second_copy(analyzer: Analyzer) -> None:
+    # v2's frame encoder is a frozen copy of image v2; the manifest records its digest so that a worker loads
+    # and compiles that network once. A stale digest would silently cost seconds of start-up and memory.
+    assert analyzer.video_model.frame_encoder is analyzer.image_model.features
+
+
 def test_face_swaps_from_unseen_dfdc_videos_score_above_their_real_faces(analyzer: Analyzer, data_dir: Path) -> None:
     real = _scores(analyzer, _held_out(data_dir, "dfdc-faces", 0, 10))
     fake = _scores(analyzer, _held_out(data_dir, "dfdc-faces", 1, 10))

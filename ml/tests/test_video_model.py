@@ -53,7 +53,7 @@ def test_an_aggregate_only_version_needs_no_sequence_head_and_answers_the_calibr
         "aggregate_calibration": {"scale": 0.5, "bias": 1.0},
         "combine": {"sequence_weight": 0.0, "scale": 1.0, "bias": 0.0},
     }
-    model = VideoModel(bundle_video_model(_frame_encoder()), settings)
+    model = VideoModel.from_bundle(bundle_video_model(_frame_encoder()), settings)
     score = model.score_track(np.zeros((3, 4), np.float32), np.array([1.0, 2.0, 3.0]))
     # mean of 2 * logits = 4; 0.5 * 4 + 1 = 3
     assert score.aggregate_probability == pytest.approx(float(sigmoid(3.0)))
@@ -64,4 +64,60 @@ def test_an_aggregate_only_version_needs_no_sequence_head_and_answers_the_calibr
 def test_a_version_that_weighs_a_missing_sequence_head_is_refused() -> None:
     settings = {"crop_rule": {"margin": 0.15, "size": 8}, "combine": {"sequence_weight": 0.5}}
     with pytest.raises(ModelError, match="sequence head"):
-        VideoModel(bundle_video_model(_frame_encoder()), settings)
+        VideoModel.from_bundle(bundle_video_model(_frame_encoder()), settings)
+
+
+def _image_model_and_aggregate_only_video(tmp_path, *, seed: int = 0):
+    """A tiny image model, and an aggregate-only video version whose frame encoder is a copy of it."""
+    from ml.image_model import MANIPULATION_TYPES, ImageModel, build_image_model, feature_model, weights_digest
+    from ml.testing import tiny_image_settings, tiny_video_settings
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    classifier = build_image_model(
+        input_size=48, embedding_dim=8, widths=(4, 8), manipulation_types=MANIPULATION_TYPES, seed=seed
+    )
+    image_path = tmp_path / f"image-{seed}.keras"
+    classifier.save(image_path)
+    video_path = tmp_path / "video.keras"
+    bundle_video_model(feature_model(classifier)).save(video_path)
+    settings = {
+        **tiny_video_settings(),
+        "combine": {"method": "aggregate only", "sequence_weight": 0.0, "scale": 1.0, "bias": 0.0},
+        "frame_encoder_digest": weights_digest(feature_model(classifier)),
+    }
+    return ImageModel.load(image_path, tiny_image_settings()), video_path, settings
+
+
+def test_a_video_version_built_on_the_loaded_image_model_uses_that_network_and_answers_the_same(tmp_path) -> None:
+    image_model, video_path, settings = _image_model_and_aggregate_only_video(tmp_path)
+    shared = VideoModel.load(video_path, settings, image_model=image_model)
+    from_file = VideoModel.load(video_path, settings)
+    assert shared.frame_encoder is image_model.features
+    assert from_file.frame_encoder is not image_model.features
+    crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3)).astype(np.uint8)
+    expected, got = from_file.predict_frames(crops), shared.predict_frames(crops)
+    np.testing.assert_allclose(got.logits, expected.logits, atol=1e-6)
+    np.testing.assert_allclose(got.embeddings, expected.embeddings, atol=1e-6)
+    np.testing.assert_allclose(got.manipulation, expected.manipulation, atol=1e-6)
+
+
+def test_the_video_file_is_loaded_when_its_frame_encoder_is_another_network_or_a_sequence_head_weighs_in(
+    tmp_path,
+) -> None:
+    other_image_model, _path, _settings = _image_model_and_aggregate_only_video(tmp_path / "other", seed=1)
+    image_model, video_path, settings = _image_model_and_aggregate_only_video(tmp_path)
+    assert VideoModel.load(video_path, settings, image_model=other_image_model).frame_encoder is not (
+        other_image_model.features
+    )
+    no_digest = {key: value for key, value in settings.items() if key != "frame_encoder_digest"}
+    assert VideoModel.load(video_path, no_digest, image_model=image_model).frame_encoder is not image_model.features
+    weighted = {**settings, "combine": {"sequence_weight": 0.5}}
+    with pytest.raises(ModelError, match="sequence head"):
+        VideoModel.load(video_path, weighted, image_model=image_model)
+
+
+def test_a_shared_frame_encoder_still_needs_the_versions_file(tmp_path) -> None:
+    image_model, video_path, settings = _image_model_and_aggregate_only_video(tmp_path)
+    video_path.unlink()
+    with pytest.raises(ModelError, match="not found"):
+        VideoModel.load(video_path, settings, image_model=image_model)

@@ -545,6 +545,7 @@ def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tin
 def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_frame_scores(
     tiny_v2_run: Path, tmp_path: Path
 ) -> None:
+    from ml.image_model import ImageModel, weights_digest
     from ml.metrics import sigmoid
     from ml.train_video_crossfit import CANDIDATES
     from ml.video_model import VideoModel, aggregate_frames
@@ -584,6 +585,13 @@ def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_fram
         calibration = settings["aggregate_calibration"]
         expected = float(sigmoid(calibration["scale"] * aggregate + calibration["bias"]))
         assert score.fake_probability == pytest.approx(expected) and score.sequence_probability is None
+    # The run records its frame encoder, so that a worker holding that image model loads no second copy.
+    image_settings = json.loads((tiny_v2_run / "metrics.json").read_text())["settings"]
+    image_model = ImageModel.load(tiny_v2_run / "image_model.keras", image_settings)
+    assert settings["frame_encoder_digest"] == weights_digest(image_model.features)
+    if settings["combine"]["sequence_weight"] == 0:
+        shared = VideoModel.load(run / "video_model.keras", settings, image_model=image_model)
+        assert shared.frame_encoder is image_model.features
     assert "chosen:" in output and "held-out celebdf" in output
 
 
