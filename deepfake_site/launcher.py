@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl-C always stops everything, even where the launcher inherited SIGINT ignored (a background job of a
+    # script, nohup under some shells): Python keeps an inherited SIG_IGN, and so would every child it execs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     env = run_environment(dict(os.environ))
     var_dir = Path(env.get("UNMASK_VAR_DIR", BASE_DIR / "var"))

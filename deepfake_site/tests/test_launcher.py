@@ -144,9 +144,11 @@ def test_the_launcher_restarts_a_killed_scan_worker_without_orphans_and_leaves_n
     redis_conn, start_process: ProcessStarter, launcher_var_dir, tmp_path
 ):
     port = free_port()
+    # Started with SIGINT ignored, as a background job of a script starts it: Ctrl-C must still stop it.
     launcher = start_process(
         "launcher",
-        [sys.executable, "-m", "deepfake_site.launcher", "--addr", f"127.0.0.1:{port}"],
+        ["bash", "-c", "trap '' INT; exec \"$@\"", "bash"]
+        + [sys.executable, "-m", "deepfake_site.launcher", "--addr", f"127.0.0.1:{port}"],
         UNMASK_VAR_DIR=str(launcher_var_dir),
         UNMASK_WEBHOOK_WORKERS="1",
         UNMASK_WORKER_HEARTBEAT_TTL="6",
