@@ -47,6 +47,10 @@ class FetchFailed(Exception):
         self.message = message
 
 
+class FetchRefused(FetchFailed):
+    """A request, or one of its redirects, named an address that scans by URL may not call (SSRF)."""
+
+
 @dataclass(frozen=True)
 class FetchedMedia:
     """Downloaded bytes at `path`, the name to show for them, and the URL they came from at last."""
@@ -102,8 +106,38 @@ def _filename(url: str) -> str:
     return name or FALLBACK_NAME
 
 
-def _download(url: str, target: Path, *, deadline: float, max_bytes: int) -> tuple[str, str]:
+def _download(
+    url: str, target: Path, *, deadline: float, max_bytes: int, headers: dict[str, str] | None = None
+) -> tuple[str, str]:
     """GET `url` into `target`, following checked redirects; (the URL answered at last, its Content-Type)."""
+    request_headers = {**(headers or {}), "User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*"}
+    final_url, connection, response = open_checked(url, deadline=deadline, headers=request_headers)
+    try:
+        if response.status != 200:
+            raise FetchFailed(f"The link answered HTTP {response.status}, not the media.")
+        declared = response.getheader("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise FetchFailed(_too_large(max_bytes))
+        _save_body(response, target, deadline=deadline, max_bytes=max_bytes)
+        return final_url, response.getheader("Content-Type") or ""
+    finally:
+        connection.close()
+
+
+def open_checked(
+    url: str,
+    *,
+    deadline: float,
+    headers: dict[str, str],
+    method: str = "GET",
+    body: bytes | None = None,
+) -> tuple[str, http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Send one request to `url`, following redirects hop by hop, each hop's host resolved and checked and the
+    socket opened to a checked address; (the URL answered at last, its open connection, its response, not read).
+
+    The caller closes the connection. `FetchRefused` for a refused address, `FetchFailed` for any other failure
+    (unreachable, too slow, too many redirects); a response of any other status is returned as it is.
+    """
     allow_private = settings.UNMASK_URL_SCAN_ALLOW_PRIVATE
     hop_url = url
     for _hop in range(MAX_REDIRECTS + 1):
@@ -111,36 +145,34 @@ def _download(url: str, target: Path, *, deadline: float, max_bytes: int) -> tup
             destination = destination_resolve(hop_url, allow_private=allow_private, caller=CALLER)
         except DestinationRefused as exc:
             via = "" if hop_url == url else f"The link redirects to {hop_url}, which is not followed: "
-            raise FetchFailed(f"{via}{exc.message}") from None
+            raise FetchRefused(f"{via}{exc.message}") from None
         connection_class = http.client.HTTPSConnection if destination.scheme == "https" else http.client.HTTPConnection
         connection = connection_class(destination.host, destination.port, timeout=_remaining(deadline))
         connection._create_connection = functools.partial(connect_to_checked_address, destination)
         try:
             try:
-                connection.request(
-                    "GET", destination.target, headers={"User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*"}
-                )
+                connection.request(method, destination.target, body=body, headers=headers)
                 response = connection.getresponse()
             except TimeoutError:
                 raise FetchFailed(_too_slow()) from None
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 raise FetchFailed(f"The link could not be reached ({_reason(exc)}).") from None
             location = response.getheader("Location") or ""
-            if response.status in REDIRECT_STATUSES and location:
-                try:
-                    hop_url = redirect_target(from_url=hop_url, location=location)
-                except DestinationRefused as exc:
-                    raise FetchFailed(exc.message) from None
-                continue
-            if response.status != 200:
-                raise FetchFailed(f"The link answered HTTP {response.status}, not the media.")
-            declared = response.getheader("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchFailed(_too_large(max_bytes))
-            _save_body(response, target, deadline=deadline, max_bytes=max_bytes)
-            return hop_url, response.getheader("Content-Type") or ""
-        finally:
+            if response.status not in REDIRECT_STATUSES or not location:
+                return hop_url, connection, response
+            try:
+                hop_url = redirect_target(from_url=hop_url, location=location)
+            except DestinationRefused as exc:
+                raise FetchRefused(exc.message) from None
+        except BaseException:
             connection.close()
+            raise
+        connection.close()
+        # As browsers do: a 303 (and a 301 or 302 after a POST) is followed with a GET, without the body.
+        if response.status == 303 or (response.status in {301, 302} and method == "POST"):
+            method = "HEAD" if method == "HEAD" else "GET"
+            body = None
+            headers = {name: value for name, value in headers.items() if name.lower() != "content-type"}
     raise FetchFailed(f"The link redirects more than {MAX_REDIRECTS} times; it is not followed further.")
 
 
@@ -148,24 +180,30 @@ def _save_body(response: http.client.HTTPResponse, target: Path, *, deadline: fl
     received = 0
     with target.open("wb") as handle:
         while True:
-            # Each read waits at most for what is left of the whole download's time.
-            if response.fp is not None and response.fp.raw is not None and hasattr(response.fp.raw, "_sock"):
-                response.fp.raw._sock.settimeout(_remaining(deadline))
-            try:
-                # read1: at most one receive, so a trickle cannot hold one read past the deadline.
-                chunk = response.read1(_CHUNK_BYTES)
-            except TimeoutError:
-                raise FetchFailed(_too_slow()) from None
-            except (OSError, http.client.HTTPException) as exc:
-                raise FetchFailed(f"The download broke off ({_reason(exc)}).") from None
+            chunk = read_chunk(response, deadline=deadline)
             if not chunk:
                 return
             received += len(chunk)
             if received > max_bytes:
                 raise FetchFailed(_too_large(max_bytes))
             handle.write(chunk)
-            if time.monotonic() > deadline:
-                raise FetchFailed(_too_slow())
+
+
+def read_chunk(response: http.client.HTTPResponse, *, deadline: float, size: int = _CHUNK_BYTES) -> bytes:
+    """At most `size` bytes of the body (b"" at its end), waiting no longer than what is left until `deadline`."""
+    # Each read waits at most for what is left of the whole download's time.
+    if response.fp is not None and response.fp.raw is not None and hasattr(response.fp.raw, "_sock"):
+        response.fp.raw._sock.settimeout(_remaining(deadline))
+    try:
+        # read1: at most one receive, so a trickle cannot hold one read past the deadline.
+        chunk = response.read1(size)
+    except TimeoutError:
+        raise FetchFailed(_too_slow()) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise FetchFailed(f"The download broke off ({_reason(exc)}).") from None
+    if chunk and time.monotonic() > deadline:
+        raise FetchFailed(_too_slow())
+    return chunk
 
 
 def _remaining(deadline: float) -> float:
