@@ -37,6 +37,10 @@ _CHUNK_BYTES = 64 * 1024
 USER_AGENT = "Unmask-URL-scan/1"
 CALLER = "scans by URL"
 FALLBACK_NAME = "linked-media"
+NO_MEDIA_MESSAGE = (
+    "The link is a web page without an image or video in it that Unmask can find (og:video, og:image, "
+    "<video> or <source>, or a video player that yt-dlp knows): link to the media itself."
+)
 
 
 class FetchFailed(Exception):
@@ -72,25 +76,47 @@ def source_url_check(url: str) -> None:
 @contextmanager
 def fetched_media(url: str) -> Iterator[FetchedMedia]:
     """Download the media of `url` to a temporary file (removed afterwards); `FetchFailed` with the reason."""
+    # Loaded here, by the worker that downloads, not by every web process that checks a link: yt-dlp brings
+    # some 1,800 extractors.
+    from scans import video_pages
+
     deadline = time.monotonic() + settings.UNMASK_URL_SCAN_TIMEOUT
+    max_bytes = settings.UNMASK_URL_SCAN_MAX_BYTES
     with tempfile.TemporaryDirectory(prefix="unmask-url-") as folder:
         target = Path(folder) / "download"
-        final_url, content_type = _download(
-            url, target, deadline=deadline, max_bytes=settings.UNMASK_URL_SCAN_MAX_BYTES
-        )
-        if _is_page(content_type, target):
-            embedded = embedded_media_url(target.read_bytes()[:MAX_PAGE_BYTES].decode("utf-8", "replace"), final_url)
-            if embedded is None:
-                raise FetchFailed(
-                    "The link is a web page without an image or video in it that Unmask can find "
-                    "(og:video, og:image, <video> or <source>): link to the media itself."
-                )
-            final_url, content_type = _download(
-                embedded, target, deadline=deadline, max_bytes=settings.UNMASK_URL_SCAN_MAX_BYTES
-            )
+        if video_pages.has_dedicated_extractor(url):
+            final_url, filename = _download_video_of_page(url, target, deadline=deadline)
+        else:
+            final_url, content_type = _download(url, target, deadline=deadline, max_bytes=max_bytes)
+            filename = _filename(final_url)
             if _is_page(content_type, target):
-                raise FetchFailed("The media the page names is another web page, not an image or a video.")
-        yield FetchedMedia(path=target, filename=_filename(final_url), media_url=final_url)
+                page = target.read_bytes()[:MAX_PAGE_BYTES].decode("utf-8", "replace")
+                embedded = embedded_media_url(page, final_url)
+                if embedded is None:
+                    final_url, filename = _download_video_of_page(final_url, target, deadline=deadline)
+                else:
+                    final_url, content_type = _download(embedded, target, deadline=deadline, max_bytes=max_bytes)
+                    filename = _filename(final_url)
+                    if _is_page(content_type, target):
+                        raise FetchFailed("The media the page names is another web page, not an image or a video.")
+        yield FetchedMedia(path=target, filename=filename, media_url=final_url)
+
+
+def _download_video_of_page(page_url: str, target: Path, *, deadline: float) -> tuple[str, str]:
+    """Download the video file yt-dlp finds in the page; (the URL answered at last, the name to show)."""
+    from scans import video_pages
+
+    video = video_pages.video_page_resolve(page_url, deadline=deadline)
+    final_url, content_type = _download(
+        video.media_url,
+        target,
+        deadline=deadline,
+        max_bytes=settings.UNMASK_URL_SCAN_MAX_BYTES,
+        headers=video.headers,
+    )
+    if _is_page(content_type, target):
+        raise FetchFailed("The video the page's player names is another web page, not a video.")
+    return final_url, video.filename
 
 
 def _is_page(content_type: str, path: Path) -> bool:
@@ -110,14 +136,15 @@ def _download(
     url: str, target: Path, *, deadline: float, max_bytes: int, headers: dict[str, str] | None = None
 ) -> tuple[str, str]:
     """GET `url` into `target`, following checked redirects; (the URL answered at last, its Content-Type)."""
-    request_headers = {**(headers or {}), "User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*"}
+    # A video site's player may want its own headers (Referer, User-Agent) for the file it names.
+    request_headers = {"User-Agent": USER_AGENT, "Accept": "image/*, video/*, */*", **(headers or {})}
     final_url, connection, response = open_checked(url, deadline=deadline, headers=request_headers)
     try:
         if response.status != 200:
             raise FetchFailed(f"The link answered HTTP {response.status}, not the media.")
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchFailed(_too_large(max_bytes))
+            raise FetchFailed(too_large(max_bytes))
         _save_body(response, target, deadline=deadline, max_bytes=max_bytes)
         return final_url, response.getheader("Content-Type") or ""
     finally:
@@ -154,7 +181,7 @@ def open_checked(
                 connection.request(method, destination.target, body=body, headers=headers)
                 response = connection.getresponse()
             except TimeoutError:
-                raise FetchFailed(_too_slow()) from None
+                raise FetchFailed(too_slow()) from None
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 raise FetchFailed(f"The link could not be reached ({_reason(exc)}).") from None
             location = response.getheader("Location") or ""
@@ -185,7 +212,7 @@ def _save_body(response: http.client.HTTPResponse, target: Path, *, deadline: fl
                 return
             received += len(chunk)
             if received > max_bytes:
-                raise FetchFailed(_too_large(max_bytes))
+                raise FetchFailed(too_large(max_bytes))
             handle.write(chunk)
 
 
@@ -198,26 +225,26 @@ def read_chunk(response: http.client.HTTPResponse, *, deadline: float, size: int
         # read1: at most one receive, so a trickle cannot hold one read past the deadline.
         chunk = response.read1(size)
     except TimeoutError:
-        raise FetchFailed(_too_slow()) from None
+        raise FetchFailed(too_slow()) from None
     except (OSError, http.client.HTTPException) as exc:
         raise FetchFailed(f"The download broke off ({_reason(exc)}).") from None
     if chunk and time.monotonic() > deadline:
-        raise FetchFailed(_too_slow())
+        raise FetchFailed(too_slow())
     return chunk
 
 
 def _remaining(deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FetchFailed(_too_slow())
+        raise FetchFailed(too_slow())
     return remaining
 
 
-def _too_slow() -> str:
+def too_slow() -> str:
     return f"The download did not finish within {settings.UNMASK_URL_SCAN_TIMEOUT:g} seconds."
 
 
-def _too_large(max_bytes: int) -> str:
+def too_large(max_bytes: int) -> str:
     return f"The linked file is larger than {max_bytes / 1024 / 1024:.0f} MB, the most a scan by URL downloads."
 
 
