@@ -55,6 +55,10 @@ class FetchRefused(FetchFailed):
     """A request, or one of its redirects, named an address that scans by URL may not call (SSRF)."""
 
 
+class VideoNotFound(FetchFailed):
+    """yt-dlp found no video file to download in a page, whatever its reason but a refused address or the time."""
+
+
 @dataclass(frozen=True)
 class FetchedMedia:
     """Downloaded bytes at `path`, the name to show for them, and the URL they came from at last."""
@@ -81,25 +85,40 @@ def fetched_media(url: str) -> Iterator[FetchedMedia]:
     from scans import video_pages
 
     deadline = time.monotonic() + settings.UNMASK_URL_SCAN_TIMEOUT
-    max_bytes = settings.UNMASK_URL_SCAN_MAX_BYTES
     with tempfile.TemporaryDirectory(prefix="unmask-url-") as folder:
         target = Path(folder) / "download"
+        downloaded: tuple[str, str] | None = None
+        video_site_failure: VideoNotFound | None = None
         if video_pages.has_dedicated_extractor(url):
-            final_url, filename = _download_video_of_page(url, target, deadline=deadline)
-        else:
-            final_url, content_type = _download(url, target, deadline=deadline, max_bytes=max_bytes)
-            filename = _filename(final_url)
-            if _is_page(content_type, target):
-                page = target.read_bytes()[:MAX_PAGE_BYTES].decode("utf-8", "replace")
-                embedded = embedded_media_url(page, final_url)
-                if embedded is None:
-                    final_url, filename = _download_video_of_page(final_url, target, deadline=deadline)
-                else:
-                    final_url, content_type = _download(embedded, target, deadline=deadline, max_bytes=max_bytes)
-                    filename = _filename(final_url)
-                    if _is_page(content_type, target):
-                        raise FetchFailed("The media the page names is another web page, not an image or a video.")
+            try:
+                downloaded = _download_video_of_page(url, target, deadline=deadline)
+            except VideoNotFound as exc:
+                # A video site's page may show a photo instead (a post, a gallery): it is read as any page then.
+                video_site_failure = exc
+        if downloaded is None:
+            downloaded = _download_media(url, target, deadline=deadline, video_site_failure=video_site_failure)
+        final_url, filename = downloaded
         yield FetchedMedia(path=target, filename=filename, media_url=final_url)
+
+
+def _download_media(
+    url: str, target: Path, *, deadline: float, video_site_failure: VideoNotFound | None
+) -> tuple[str, str]:
+    """The link itself, else the media its page embeds, else the video yt-dlp finds in the page (unless yt-dlp
+    already found none: `video_site_failure`); (the URL answered at last, the name to show)."""
+    max_bytes = settings.UNMASK_URL_SCAN_MAX_BYTES
+    final_url, content_type = _download(url, target, deadline=deadline, max_bytes=max_bytes)
+    if not _is_page(content_type, target):
+        return final_url, _filename(final_url)
+    embedded = embedded_media_url(target.read_bytes()[:MAX_PAGE_BYTES].decode("utf-8", "replace"), final_url)
+    if embedded is None:
+        if video_site_failure is not None:
+            raise video_site_failure
+        return _download_video_of_page(final_url, target, deadline=deadline)
+    final_url, content_type = _download(embedded, target, deadline=deadline, max_bytes=max_bytes)
+    if _is_page(content_type, target):
+        raise FetchFailed("The media the page names is another web page, not an image or a video.")
+    return final_url, _filename(final_url)
 
 
 def _download_video_of_page(page_url: str, target: Path, *, deadline: float) -> tuple[str, str]:

@@ -29,12 +29,13 @@ from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.networking import Request, Response
 from yt_dlp.networking.common import RequestDirector, RequestHandler
 from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError, YoutubeDLError
+from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError, YoutubeDLError, unsmuggle_url
 
 from scans.url_fetch import (
     NO_MEDIA_MESSAGE,
     FetchFailed,
     FetchRefused,
+    VideoNotFound,
     open_checked,
     read_chunk,
     too_large,
@@ -112,13 +113,15 @@ def video_page_resolve(url: str, *, deadline: float) -> ResolvedVideo:
     except YoutubeDLError as exc:
         # A DownloadError wraps what the extractor raised; a read outside an extractor's own request (the first
         # bytes of a page) raises the transport error as it is.
-        raise FetchFailed(_failure_message(exc, refusals=refusals, deadline=deadline)) from None
+        raise _failure(exc, refusals=refusals, deadline=deadline) from None
     if time.monotonic() > deadline:
         raise FetchFailed(too_slow())
     video = _first_video(info)
     media_url = video.get("url") if video else None
     if not isinstance(media_url, str) or not media_url:
-        raise FetchFailed(f"{NOT_RESOLVED}: yt-dlp found no single video file in it.")
+        raise VideoNotFound(f"{NOT_RESOLVED}: yt-dlp found no single video file in it.")
+    # An extractor may pass data to the next one in the URL's fragment; the file's URL is what is left.
+    media_url = unsmuggle_url(media_url)[0]
     headers = {
         str(name): str(value)
         for name, value in (video.get("http_headers") or {}).items()
@@ -140,28 +143,31 @@ def _video_filename(video: dict[str, Any]) -> str:
     return f"{title}.{extension}" if extension.isalnum() else title
 
 
-def _failure_message(error: YoutubeDLError, *, refusals: list[str], deadline: float) -> str:
-    """What the user reads: the refused address if yt-dlp asked for one, else yt-dlp's own reason, shortly."""
+def _failure(error: YoutubeDLError, *, refusals: list[str], deadline: float) -> FetchFailed:
+    """What the user reads: the refused address if yt-dlp asked for one, else yt-dlp's own reason, shortly.
+
+    `VideoNotFound` unless a request was refused or the time is up: yt-dlp, not the link, failed then.
+    """
     if refusals:
-        return f"{NOT_RESOLVED}: {_sentence_tail(refusals[0])}"
+        return FetchFailed(f"{NOT_RESOLVED}: {_sentence_tail(refusals[0])}")
     if time.monotonic() > deadline:
-        return too_slow()
+        return FetchFailed(too_slow())
     cause = error.__context__ if isinstance(error, DownloadError) else error
     if isinstance(cause, UnsupportedError):
-        return NO_MEDIA_MESSAGE
+        return VideoNotFound(NO_MEDIA_MESSAGE)
     if isinstance(cause, ExtractorError):
         reason = cause.orig_msg
     else:
         reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).removeprefix("ERROR:").strip()
     if reason.startswith("Requested format is not available"):
-        return (
+        return VideoNotFound(
             f"{NOT_RESOLVED}: it offers no single video file of at most {MAX_HEIGHT}p over http(s) "
             "(streams such as HLS and DASH are not downloaded)."
         )
     reason = reason.splitlines()[0] if reason else "yt-dlp gave no reason"
     if len(reason) > 300:
         reason = reason[:299] + "…"
-    return f"{NOT_RESOLVED}: {_sentence_tail(reason).rstrip('.')}."
+    return VideoNotFound(f"{NOT_RESOLVED}: {_sentence_tail(reason).rstrip('.')}.")
 
 
 def _sentence_tail(text: str) -> str:

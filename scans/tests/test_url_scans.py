@@ -423,6 +423,61 @@ def test_yt_dlp_reading_a_slow_page_is_given_up_within_the_time_limit(alice, med
     assert "/clip.avi" not in media_server.requested
 
 
+def test_a_page_whose_player_offers_only_a_stream_says_so(alice, media_server, loopback_allowed):
+    media_server.routes["/live"] = (200, {"Content-Type": "text/html"}, _player_page("/live/master.m3u8"))
+    media_server.routes["/live/master.m3u8"] = (
+        200,
+        {"Content-Type": "application/vnd.apple.mpegurl"},
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n360.m3u8\n",
+    )
+
+    scan = _fetch(alice, media_server.url("/live"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "The page's video could not be resolved: it offers no single video file of at most 1080p over http(s) "
+        "(streams such as HLS and DASH are not downloaded)."
+    )
+    assert "/live/360.m3u8" not in media_server.requested
+
+
+@pytest.fixture
+def video_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every link counts as a page of a video site that yt-dlp has an extractor for."""
+    from scans import video_pages
+
+    monkeypatch.setattr(video_pages, "has_dedicated_extractor", lambda url: True)
+
+
+def test_a_video_site_page_is_read_by_yt_dlp_first(alice, media_server, loopback_allowed, video_site, tiny_models):
+    media_server.routes["/watch"] = (
+        200,
+        {"Content-Type": "text/html"},
+        _player_page("/clip.avi").replace(b"<head>", b'<head><meta property="og:image" content="/photo.png">'),
+    )
+
+    scan = _fetch(alice, media_server.url("/watch"))
+
+    # The video, not the thumbnail its og:image names; the page read once, by yt-dlp.
+    assert (scan.status, scan.kind, scan.media_url) == ("queued", "video", media_server.url("/clip.avi"))
+    assert media_server.requested == ["/watch", "/clip.avi"]
+
+
+def test_a_video_site_page_without_a_video_is_read_as_any_page(
+    alice, media_server, loopback_allowed, video_site, tiny_models
+):
+    media_server.routes["/post/1"] = (
+        200,
+        {"Content-Type": "text/html"},
+        b'<html><head><meta property="og:image" content="/photo.png"></head><body>A photo post</body></html>',
+    )
+
+    scan = _fetch(alice, media_server.url("/post/1"))
+
+    assert (scan.status, scan.kind, scan.media_url) == ("queued", "image", media_server.url("/photo.png"))
+    assert media_server.requested == ["/post/1", "/post/1", "/photo.png"]
+
+
 def test_the_format_chosen_is_one_progressive_file_within_the_limits():
     import yt_dlp
 
