@@ -1,9 +1,13 @@
-"""Scan by URL: download the media a link names, or that a web page embeds, within size and time limits and the
-SSRF policy of `scans.destinations` (every hop checked after DNS, the socket opened to a checked address).
+"""Scan by URL: download the media a link names, that a web page embeds, or that a video site's player plays,
+within size and time limits and the SSRF policy of `scans.destinations` (every hop checked after DNS, the socket
+opened to a checked address).
 
 A link may be the image or video itself, or a page: then its `og:video` (`og:video:url`, `og:video:secure_url`),
-`<video src>` or `<video><source src>`, else its `og:image`, is fetched instead (one page deep). The bytes land in
-a temporary file and are judged afterwards exactly like an upload (`scans.uploads.inspect_upload`).
+`<video src>` or `<video><source src>`, else its `og:image`, is fetched instead (one page deep). A page in which
+none is found, and first of all a page of a video site that yt-dlp has an extractor for, is resolved by yt-dlp
+(`scans.video_pages`): every request yt-dlp makes goes through `open_checked` here, and the video file it chooses
+is downloaded by `_download` like any other. The bytes land in a temporary file and are judged afterwards exactly
+like an upload (`scans.uploads.inspect_upload`).
 """
 
 from __future__ import annotations
