@@ -1,5 +1,6 @@
 """Scan by URL: a link to an image, a video or a page that embeds one, downloaded by the worker within size and
-time limits and the SSRF policy (after DNS and on every redirect), then scanned like an upload.
+time limits and the SSRF policy (after DNS and on every redirect), then scanned like an upload. Pages whose video
+only a player names are resolved by yt-dlp, whose own requests meet the same checks and limits.
 
 Media and pages come from a loopback server. Where a test needs a public name, `socket.getaddrinfo` is patched
 to answer for it, and the connection to that public address is sent to the loopback server instead (no packet
@@ -511,7 +512,7 @@ def test_the_format_chosen_is_one_progressive_file_within_the_limits():
         ("http://127.0.0.1:8000/clip.avi", False),
     ],
 )
-def test_a_video_site_page_goes_to_yt_dlp_first(url, dedicated):
+def test_a_link_that_a_site_extractor_claims_counts_as_a_video_site_page(url, dedicated):
     from scans.video_pages import has_dedicated_extractor
 
     assert has_dedicated_extractor(url) is dedicated
