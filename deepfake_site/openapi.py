@@ -20,7 +20,7 @@ SUMMARIES = {
     "health_retrieve": "Health of the database, Redis, workers and active models",
     "metrics_retrieve": "Prometheus metrics (staff only)",
     "scans_list": "List your scans, newest first, filtered",
-    "scans_create": "Upload a photo or a video to scan, or give a link to one (`source_url`)",
+    "scans_create": "Upload a photo or a video to scan, or give a link to one or to a page that shows one (`source_url`)",
     "scans_retrieve": "One scan: status, progress, verdict and evidence",
     "scans_destroy": "Delete a scan, its file and its evidence",
     "scans_partial_update": "File a scan into a case, or back into your own space",

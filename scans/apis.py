@@ -356,7 +356,8 @@ class ScanListApi(APIView):
         source_url = serializers.URLField(
             max_length=2000,
             help_text="Instead of `file`: a link to an image, a video, or a page that embeds one (og:video, og:image, "
-            "<video>, <source>). A worker downloads it (status `fetching`), then it is scanned like an upload.",
+            "<video>, <source>), or a video site's page that yt-dlp resolves (one progressive file of at most 1080p, "
+            "no HLS or DASH streams). A worker downloads it (status `fetching`), then it is scanned like an upload.",
         )
         case = serializers.UUIDField(required=False, allow_null=True)
 

@@ -1,5 +1,5 @@
-"""The newsroom pages in a real headless Chromium: an analyst labels a team scan, and the team, case and reviewed
-scan pages fit a phone and pass axe-core. Skipped, saying why, where Chromium, Playwright or axe-core is missing."""
+"""The newsroom pages in a real headless Chromium: an analyst labels a team scan, the team, case and reviewed
+scan pages fit a phone and pass axe-core, and share links of a photo and of a video open logged out. Skipped, saying why, where Chromium, Playwright or axe-core is missing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from newsroom.models import Membership, ScanReview, ShareLink
+from newsroom.models import AuditEvent, Membership, ScanReview, ShareLink
 from newsroom.services import case_create, team_create
 from scans.services import scan_create
 from scans.tests.test_browser_pages import (
@@ -18,6 +18,7 @@ from scans.tests.test_browser_pages import (
     _axe_source,
     _check_layout_and_accessibility,
     _page,
+    _playable_clip,
 )
 from scans.tests.test_browser_pages import chromium as chromium_fixture
 from scans.tests.uploads import face_photo, upload
@@ -120,3 +121,71 @@ def test_a_share_link_made_on_the_page_opens_logged_out_and_stops_when_revoked(c
     response = visitor.goto(shared_url)
     assert response.status == 410
     assert "turned off" in visitor.locator("[data-shared-gone]").inner_text()
+
+
+@pytest.fixture
+def team_video_scan(django_user_model, data_dir, tiny_models, run_worker, settings):
+    """alice's analysed video filed in a case of her team, where carol is an analyst."""
+    settings.UNMASK_VIDEO_FRAMES = 8
+    alice = django_user_model.objects.create_user("alice", "alice@example.com", PASSWORD)
+    carol = django_user_model.objects.create_user("carol", "carol@example.com", PASSWORD)
+    team = team_create(creator=alice, name="Verification desk")
+    Membership.objects.create(team=team, user=carol, role=Membership.Role.ANALYST)
+    case = case_create(team=team, creator=alice, title="Press conference clip", note="Sent by a reader")
+    clip = _playable_clip(data_dir)
+    scan = scan_create(owner=alice, uploaded_file=upload(clip.read_bytes(), "press-conference.mp4"), case=case)
+    assert run_worker().successful_job_count == 1
+    scan.refresh_from_db()
+    assert scan.status == "done" and scan.kind == "video"
+    return scan
+
+
+def test_a_share_link_of_a_video_opens_logged_out_and_plays_its_evidence(chromium, live_server, team_video_scan):
+    scan = team_video_scan
+    page = _page(chromium, live_server, DESKTOP, user="carol")
+
+    page.goto(f"{live_server.url}{reverse('scans:detail', args=[scan.pk])}")
+    page.check("[data-share-form] input[name=include_original]")
+    page.click("[data-share-form] button[type=submit]")
+    page.wait_for_selector("[data-share-url]")
+    shared_url = page.locator("[data-share-url]").first.input_value()
+
+    # A fresh browser context: no session, no cookies, nobody logged in. CSP is bypassed only so axe can be injected.
+    visitor = chromium.new_context(viewport=PHONE, bypass_csp=True).new_page()
+    visitor.set_default_timeout(30_000)
+    visitor.goto(shared_url)
+    assert visitor.locator("[data-shared-banner]").inner_text().startswith("Shared view.")
+    assert visitor.locator("text=Log in").count() >= 1
+    assert visitor.locator("[data-source-url], [data-scan-owner], [data-share-card]").count() == 0
+    # The same verdict and the same people as the team sees.
+    assert visitor.locator(".verdict-headline").inner_text() == page.locator(".verdict-headline").inner_text()
+    people = page.locator("table.people tbody tr").count()
+    assert people >= 1 and visitor.locator("table.people tbody tr").count() == people
+
+    # The original plays from the shared link, and a timeline point seeks it from the keyboard.
+    visitor.wait_for_function("document.querySelector('video[data-scan-video]').readyState >= 1")
+    assert visitor.locator("video[data-scan-video]").get_attribute("src").startswith("/shared/")
+    points = visitor.locator("svg[data-timeline] circle[data-seek]")
+    assert points.count() >= 2
+    point = points.nth(1)
+    seek = float(point.get_attribute("data-seek"))
+    point.focus()
+    visitor.keyboard.press("Enter")
+    visitor.wait_for_function(f"Math.abs(document.querySelector('video[data-scan-video]').currentTime - {seek}) < 0.2")
+    visitor.evaluate("document.querySelector('video[data-scan-video]').pause()")
+
+    # The evidence images (face crops' heatmaps, key frames) come through the share link too.
+    visitor.wait_for_function(
+        "[...document.querySelectorAll('img[data-heatmap]')].every(image => image.complete && image.naturalWidth > 0)"
+    )
+    key_frames = visitor.locator(".key-frame-button")
+    if key_frames.count():
+        key_frames.first.click()
+        visitor.wait_for_function(
+            "document.querySelector('dialog[data-zoom-dialog] img[data-zoom-image]').naturalWidth > 0"
+        )
+        visitor.keyboard.press("Escape")
+    _check_layout_and_accessibility(visitor, "newsroom-shared-video", PHONE["width"], _axe_source())
+    # The page was viewed, and the original played (the player may ask for it in more than one range request).
+    viewed = AuditEvent.objects.filter(action=AuditEvent.Action.VIEWED_SHARED, scan_reference=scan.pk)
+    assert {event.detail["what"] for event in viewed} == {"page", "original"}

@@ -1,5 +1,6 @@
 """Scan by URL: a link to an image, a video or a page that embeds one, downloaded by the worker within size and
-time limits and the SSRF policy (after DNS and on every redirect), then scanned like an upload.
+time limits and the SSRF policy (after DNS and on every redirect), then scanned like an upload. Pages whose video
+only a player names are resolved by yt-dlp, whose own requests meet the same checks and limits.
 
 Media and pages come from a loopback server. Where a test needs a public name, `socket.getaddrinfo` is patched
 to answer for it, and the connection to that public address is sent to the loopback server instead (no packet
@@ -253,6 +254,268 @@ def test_link_local_is_refused_even_where_private_addresses_are_allowed(address,
     assert response.status_code == 400
     kind = "link-local address, which scans by URL never call" if address.startswith("169") else "loopback address"
     assert kind in response.json()["detail"]
+
+
+# --- Pages only yt-dlp resolves (a video player's setup) -------------------------------------------------
+
+
+def _player_page(file_url: str, title: str = "Flood in the valley") -> bytes:
+    """A page whose video only a player script names: nothing Unmask's own page reader finds, but yt-dlp's
+    generic extractor reads the JW Player setup."""
+    return (
+        f'<html><head><title>{title}</title></head><body><div id="player"></div>'
+        f'<script>jwplayer("player").setup({{"file": "{file_url}", "width": 640}});</script></body></html>'
+    ).encode()
+
+
+def test_a_video_player_page_is_resolved_by_yt_dlp_and_scanned_like_an_upload(
+    alice, api_client_for, media_server, loopback_allowed, tiny_models, run_worker
+):
+    media_server.routes["/watch/flood"] = (200, {"Content-Type": "text/html"}, _player_page("/clip.avi"))
+    client = api_client_for(alice)
+
+    response = client.post(LIST_URL, {"source_url": media_server.url("/watch/flood")}, format="json")
+
+    assert response.status_code == 202, response.content
+    run_worker()  # the download: the page, yt-dlp's reading of it, the video file
+    run_worker()  # the analysis
+    detail = client.get(response.json()["url"]).json()
+    assert detail["status"] == "done", detail["error"]
+    assert (detail["kind"], detail["original_filename"]) == ("video", "Flood in the valley.avi")
+    scan = Scan.objects.get(pk=response.json()["id"])
+    assert scan.media_url == media_server.url("/clip.avi")
+    assert scan.file.open("rb").read() == avi_bytes()
+    # Unmask's own look at the page, yt-dlp's, then the file through the checked download.
+    assert media_server.requested == ["/watch/flood", "/watch/flood", "/clip.avi"]
+
+
+def test_a_video_that_yt_dlp_finds_at_a_private_address_is_not_downloaded(
+    alice, media_server, network, settings, tiny_models
+):
+    settings.UNMASK_URL_SCAN_ALLOW_PRIVATE = False
+    network.names["news.example"] = PUBLIC_ADDRESS
+    network.names["intranet.example"] = "10.1.2.3"
+    media_server.routes["/watch"] = (
+        200,
+        {"Content-Type": "text/html"},
+        _player_page("http://intranet.example/clip.avi"),
+    )
+
+    scan = _fetch(alice, f"http://news.example:{media_server.port}/watch")
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "intranet.example resolves to 10.1.2.3: a private address, which scans by URL may not call (only public "
+        "addresses are)."
+    )
+    assert network.refused == [] and media_server.requested == ["/watch", "/watch"]
+
+
+def test_yt_dlp_does_not_request_a_page_whose_name_turned_private(alice, media_server, network, settings, tiny_models):
+    settings.UNMASK_URL_SCAN_ALLOW_PRIVATE = False
+    network.names["news.example"] = PUBLIC_ADDRESS
+
+    def page_then_rebind(out: Any) -> None:
+        # DNS rebinding: the name answers a private address once the first request has been checked.
+        network.names["news.example"] = "10.9.8.7"
+        out.write(_player_page("/clip.avi"))
+
+    media_server.routes["/watch"] = (200, {"Content-Type": "text/html"}, page_then_rebind)
+
+    scan = _fetch(alice, f"http://news.example:{media_server.port}/watch")
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "The page's video could not be resolved: news.example resolves to 10.9.8.7: a private address, which "
+        "scans by URL may not call (only public addresses are)."
+    )
+    assert network.refused == [] and media_server.requested == ["/watch"]
+
+
+def test_a_redirect_inside_yt_dlp_to_127_0_0_1_is_not_followed(alice, media_server, network, settings, tiny_models):
+    settings.UNMASK_URL_SCAN_ALLOW_PRIVATE = False
+    network.names["news.example"] = PUBLIC_ADDRESS
+    player = f"http://news.example:{media_server.port}/player/7"
+    media_server.routes["/story"] = (
+        200,
+        {"Content-Type": "text/html"},
+        f'<html><head><meta name="twitter:player" content="{player}"></head><body>A story</body></html>'.encode(),
+    )
+    media_server.routes["/player/7"] = (302, {"Location": media_server.url("/clip.avi")}, b"")
+
+    scan = _fetch(alice, f"http://news.example:{media_server.port}/story")
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        f"The page's video could not be resolved: the link redirects to {media_server.url('/clip.avi')}, which is "
+        "not followed: 127.0.0.1 is a loopback address, which scans by URL may not call (only public addresses are)."
+    )
+    # yt-dlp read the page and asked for its player; the redirect's target was never requested.
+    assert media_server.requested == ["/story", "/story", "/player/7"]
+
+
+def test_a_page_neither_unmask_nor_yt_dlp_finds_a_video_in_says_so(alice, media_server, loopback_allowed):
+    media_server.routes["/about"] = (200, {"Content-Type": "text/html"}, b"<html><body><p>About us</p></body></html>")
+
+    scan = _fetch(alice, media_server.url("/about"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "The link is a web page without an image or video in it that Unmask can find (og:video, og:image, <video> "
+        "or <source>, or a video player that yt-dlp knows): link to the media itself."
+    )
+    assert media_server.requested == ["/about", "/about"]
+
+
+def test_a_player_whose_page_fails_for_yt_dlp_gives_its_reason_shortly(alice, media_server, loopback_allowed):
+    media_server.routes["/story"] = (
+        200,
+        {"Content-Type": "text/html"},
+        f'<meta name="twitter:player" content="{media_server.url("/gone")}">'.encode(),
+    )
+
+    scan = _fetch(alice, media_server.url("/story"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "The page's video could not be resolved: unable to download webpage: HTTP Error 404: Not Found."
+    )
+
+
+def test_an_oversize_video_chosen_by_yt_dlp_is_refused_by_the_size_limit(
+    alice, media_server, loopback_allowed, settings
+):
+    settings.UNMASK_URL_SCAN_MAX_BYTES = 1024 * 1024
+    media_server.routes["/watch"] = (200, {"Content-Type": "text/html"}, _player_page("/huge.mp4"))
+    media_server.routes["/huge.mp4"] = (
+        200,
+        {"Content-Type": "video/mp4", "Content-Length": str(50 * 1024 * 1024)},
+        b"",
+    )
+
+    scan = _fetch(alice, media_server.url("/watch"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == "The linked file is larger than 1 MB, the most a scan by URL downloads."
+
+
+def test_yt_dlp_reading_a_slow_page_is_given_up_within_the_time_limit(alice, media_server, loopback_allowed, settings):
+    settings.UNMASK_URL_SCAN_TIMEOUT = 2.0
+    served: list[int] = []
+
+    def fast_then_trickle(out: Any) -> None:
+        served.append(1)
+        if len(served) == 1:
+            out.write(_player_page("/clip.avi"))
+            return
+        for _ in range(60):  # yt-dlp's own request of the page: one byte a tenth of a second
+            out.write(b" ")
+            out.flush()
+            time.sleep(0.1)
+
+    media_server.routes["/watch"] = (200, {"Content-Type": "text/html"}, fast_then_trickle)
+    started = time.monotonic()
+
+    scan = _fetch(alice, media_server.url("/watch"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == "The download did not finish within 2 seconds."
+    assert time.monotonic() - started < 4
+    assert "/clip.avi" not in media_server.requested
+
+
+def test_a_page_whose_player_offers_only_a_stream_says_so(alice, media_server, loopback_allowed):
+    media_server.routes["/live"] = (200, {"Content-Type": "text/html"}, _player_page("/live/master.m3u8"))
+    media_server.routes["/live/master.m3u8"] = (
+        200,
+        {"Content-Type": "application/vnd.apple.mpegurl"},
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n360.m3u8\n",
+    )
+
+    scan = _fetch(alice, media_server.url("/live"))
+
+    assert scan.status == Scan.Status.FAILED
+    assert scan.error_message == (
+        "The page's video could not be resolved: it offers no single video file of at most 1080p over http(s) "
+        "(streams such as HLS and DASH are not downloaded)."
+    )
+    assert "/live/360.m3u8" not in media_server.requested
+
+
+@pytest.fixture
+def video_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every link counts as a page of a video site that yt-dlp has an extractor for."""
+    from scans import video_pages
+
+    monkeypatch.setattr(video_pages, "has_dedicated_extractor", lambda url: True)
+
+
+def test_a_video_site_page_is_read_by_yt_dlp_first(alice, media_server, loopback_allowed, video_site, tiny_models):
+    media_server.routes["/watch"] = (
+        200,
+        {"Content-Type": "text/html"},
+        _player_page("/clip.avi").replace(b"<head>", b'<head><meta property="og:image" content="/photo.png">'),
+    )
+
+    scan = _fetch(alice, media_server.url("/watch"))
+
+    # The video, not the thumbnail its og:image names; the page read once, by yt-dlp.
+    assert (scan.status, scan.kind, scan.media_url) == ("queued", "video", media_server.url("/clip.avi"))
+    assert media_server.requested == ["/watch", "/clip.avi"]
+
+
+def test_a_video_site_page_without_a_video_is_read_as_any_page(
+    alice, media_server, loopback_allowed, video_site, tiny_models
+):
+    media_server.routes["/post/1"] = (
+        200,
+        {"Content-Type": "text/html"},
+        b'<html><head><meta property="og:image" content="/photo.png"></head><body>A photo post</body></html>',
+    )
+
+    scan = _fetch(alice, media_server.url("/post/1"))
+
+    assert (scan.status, scan.kind, scan.media_url) == ("queued", "image", media_server.url("/photo.png"))
+    assert media_server.requested == ["/post/1", "/post/1", "/photo.png"]
+
+
+def test_the_format_chosen_is_one_progressive_file_within_the_limits():
+    import yt_dlp
+
+    from scans.video_pages import format_selector
+
+    formats = [
+        {"format_id": "hls-1080", "url": "https://v.example/1080.m3u8", "protocol": "m3u8_native", "height": 1080},
+        {"format_id": "dash-720", "url": "https://v.example/720.mp4", "protocol": "http_dash_segments", "height": 720},
+        {"format_id": "mp4-2160", "url": "https://v.example/2160.mp4", "height": 2160, "filesize": 1000},
+        {"format_id": "mp4-1080-big", "url": "https://v.example/1080.mp4", "height": 1080, "filesize": 10**9},
+        {"format_id": "mp4-720", "url": "https://v.example/720.mp4", "height": 720, "filesize": 10**6},
+        {"format_id": "mp4-480", "url": "https://v.example/480.mp4", "height": 480},
+    ]
+
+    def chosen(offered: list[dict[str, Any]]) -> str:
+        with yt_dlp.YoutubeDL({"quiet": True, "format": format_selector(50 * 1024 * 1024)}) as ydl:
+            info = ydl.process_ie_result({"id": "v", "title": "v", "formats": offered}, download=False)
+        return info["format_id"]
+
+    assert chosen(formats) == "mp4-720"
+    # Only files larger than the limit: the best of them, for the download's limit to refuse with its message.
+    assert chosen([formats[0], formats[3]]) == "mp4-1080-big"
+
+
+@pytest.mark.parametrize(
+    ("url", "dedicated"),
+    [
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", True),
+        ("https://vimeo.com/76979871", True),
+        ("https://news.example/2026/12/flood-video", False),
+        ("http://127.0.0.1:8000/clip.avi", False),
+    ],
+)
+def test_a_link_that_a_site_extractor_claims_counts_as_a_video_site_page(url, dedicated):
+    from scans.video_pages import has_dedicated_extractor
+
+    assert has_dedicated_extractor(url) is dedicated
 
 
 # --- Size and time limits -----------------------------------------------------------------------------------
