@@ -158,7 +158,9 @@ def scan_fill_fetched(*, scan_id: uuid.UUID | str, fetched_file: File, filename:
         scan.content_type = media_type.content_type
         scan.image_model_version = image_version
         scan.video_model_version = video_version
-        scan.media_url = media_url
+        # A video site's signed file URL can outgrow the column; it expires anyway, and the link the person gave
+        # (`source_url`) is the record that lasts, so an over-long one is left out rather than failing the scan.
+        scan.media_url = media_url if len(media_url) <= Scan._meta.get_field("media_url").max_length else ""
         earlier = _reusable_scan(scan)
         if earlier is None:
             scan.status = Scan.Status.QUEUED

@@ -742,3 +742,21 @@ def test_a_failed_download_still_has_a_page_and_exports(alice, api_client_for, m
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     assert "The link answered HTTP 404, not the media." in detail and "Download the original" not in detail
     assert page.get(reverse("scans:file", args=[scan.pk])).status_code == 404
+
+
+def test_a_media_url_longer_than_its_column_is_left_out_and_the_scan_goes_on(
+    alice, media_server, loopback_allowed, tiny_models
+):
+    # Video sites' signed file URLs can run past 2,000 characters; the link given stays the record.
+    long_path = "/photo.png?signature=" + "a" * 2100
+    media_server.routes[long_path] = media_server.routes["/photo.png"]
+    media_server.routes["/story-long.html"] = (
+        200,
+        {"Content-Type": "text/html"},
+        f'<html><head><meta property="og:image" content="{long_path}"></head></html>'.encode(),
+    )
+
+    scan = _fetch(alice, media_server.url("/story-long.html"))
+
+    assert (scan.status, scan.kind, scan.media_url) == ("queued", "image", "")
+    assert scan.source_url == media_server.url("/story-long.html")
