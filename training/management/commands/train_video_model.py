@@ -120,26 +120,16 @@ class Command(BaseCommand):
         self.stdout.write(
             f"saved {result.weights_path}, {out_dir / 'metrics.json'}, {', '.join(p.name for p in plots)}"
         )
-        if options["no_register"]:
-            return
-        from training.services import model_version_register
-
-        model_version = model_version_register(
-            kind="video",
-            name=options["name"],
+        self._register(
+            options,
+            result,
+            out_dir=out_dir,
             version=options["model_version"] or stamp,
-            weights_path=result.weights_path,
-            settings=result.settings,
-            metrics={"held_out": result.metrics, "per_video": result.per_video},
             training_notes=(
                 f"Sequence head trained by train_video_model on {', '.join(str(d) for d in data_dirs)} with the "
                 f"frozen image model {image_spec.label}; figures are leave-one-group-out on held-out videos."
             ),
-            activate=options["activate"],
         )
-        (out_dir / "registered.json").write_text(json.dumps({"id": model_version.pk, "label": model_version.label}))
-        state = "active" if model_version.is_active else "registered (not active)"
-        self.stdout.write(f"model version {model_version} {state}")
 
     def _train_from_frame_scores(self, options: dict) -> None:
         """v2: the combination of frame scores chosen on the image run's cross-fitted frames (see
@@ -183,6 +173,20 @@ class Command(BaseCommand):
             f"[{result.settings['uncertain_low']}, {result.settings['uncertain_high']}] ({result.seconds:.0f} s); "
             f"saved {out_dir}"
         )
+        self._register(
+            options,
+            result,
+            out_dir=out_dir,
+            version=options["model_version"] or stamp,
+            training_notes=(
+                f"Frame combination chosen by train_video_model on the cross-fitted frame scores of image run "
+                f"{options['image_run']} ({result.metrics['chosen']}); figures are out-of-fold on held-out video groups."
+            ),
+        )
+
+    def _register(self, options: dict, result, *, out_dir: Path, version: str, training_notes: str) -> None:
+        """Register the run's video model (unless --no-register), activated with --activate; its id and label
+        go to `out_dir/registered.json`."""
         if options["no_register"]:
             return
         from training.services import model_version_register
@@ -190,14 +194,11 @@ class Command(BaseCommand):
         model_version = model_version_register(
             kind="video",
             name=options["name"],
-            version=options["model_version"] or stamp,
+            version=version,
             weights_path=result.weights_path,
             settings=result.settings,
             metrics={"held_out": result.metrics, "per_video": result.per_video},
-            training_notes=(
-                f"Frame combination chosen by train_video_model on the cross-fitted frame scores of image run "
-                f"{options['image_run']} ({result.metrics['chosen']}); figures are out-of-fold on held-out video groups."
-            ),
+            training_notes=training_notes,
             activate=options["activate"],
         )
         (out_dir / "registered.json").write_text(json.dumps({"id": model_version.pk, "label": model_version.label}))
