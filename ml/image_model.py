@@ -164,12 +164,17 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+def require_weights_file(weights_path: str | os.PathLike) -> None:
+    """ModelError unless a version's weights file is there (also where its network is taken from elsewhere)."""
+    if not os.path.isfile(weights_path):
+        raise ModelError(f"weights file not found: {weights_path}")
+
+
 def load_keras_model(weights_path: str | os.PathLike):
     """Load a `.keras` file, turning every failure into ModelError with the path in the message."""
     import keras
 
-    if not os.path.isfile(weights_path):
-        raise ModelError(f"weights file not found: {weights_path}")
+    require_weights_file(weights_path)
     try:
         return keras.saving.load_model(weights_path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types (ValueError, OSError, zip errors) for a bad file.

@@ -30,6 +30,7 @@ from ml.image_model import (
     ImageModel,
     encode_in_batches,
     load_keras_model,
+    require_weights_file,
     weights_digest,
 )
 from ml.metrics import logit, sigmoid
@@ -210,8 +211,7 @@ class VideoModel:
         memory of a second copy saved), and answers are the same to the bit.
         """
         if image_model is not None and shares_frame_encoder(settings, image_model):
-            if not os.path.isfile(weights_path):
-                raise ModelError(f"weights file not found: {weights_path}")
+            require_weights_file(weights_path)
             return cls(image_model.features, settings)
         return cls.from_bundle(load_keras_model(weights_path), settings)
 
