@@ -152,17 +152,12 @@ class CropPool:
 
 
 def load_crop_pool(
-    cache_root: Path,
-    *,
-    sources: tuple[str, ...],
-    video_sources: tuple[str, ...],
-    data_dir: Path,
-    rule: CropRule,
-    folds: int = VIDEO_FOLDS,
-    progress: Progress | None = None,
+    cache_root: Path, config: SourceTrainingConfig, *, data_dir: Path, progress: Progress | None = None
 ) -> CropPool:
-    """The crops `prepare_training_data` cached under `cache_root`, with split, group and fold per row."""
+    """The crops of `config`'s sources and video sources that `prepare_training_data` cached under `cache_root`,
+    cut by its crop rule, with split, group and fold (of `config.folds`) per row."""
     say = progress or (lambda message: None)
+    sources, video_sources, rule, folds = config.sources, config.video_sources, config.crop_rule, config.folds
     parts: dict[str, list] = {key: [] for key in CropPool.__dataclass_fields__}
     kinds = {name: MANIPULATION_TYPES.index(SOURCES[name].fake_type) for name in (*sources, *video_sources)}
 
@@ -527,15 +522,7 @@ def train_image_on_sources(
     say = progress or (lambda message: None)
     if leave_out is not None and leave_out not in config.sources:
         raise ValueError(f"--leave-out {leave_out!r} is not one of the training sources {list(config.sources)}")
-    pool = load_crop_pool(
-        cache_root,
-        sources=config.sources,
-        video_sources=config.video_sources,
-        data_dir=data_dir,
-        rule=config.crop_rule,
-        folds=config.folds,
-        progress=say,
-    )
+    pool = load_crop_pool(cache_root, config, data_dir=data_dir, progress=say)
     trained_sources = tuple(name for name in config.sources if name != leave_out)
     stage1_rows = _rows(pool, splits=("train",), sources=trained_sources)
     video_rows = np.flatnonzero(np.isin(pool.source, config.video_sources))
@@ -781,15 +768,7 @@ def recalibrate_image_run(
     )
     values["sources"], values["video_sources"] = tuple(values["sources"]), tuple(values["video_sources"])
     config = SourceTrainingConfig(**values)
-    pool = load_crop_pool(
-        cache_root,
-        sources=config.sources,
-        video_sources=config.video_sources,
-        data_dir=data_dir,
-        rule=config.crop_rule,
-        folds=config.folds,
-        progress=say,
-    )
+    pool = load_crop_pool(cache_root, config, data_dir=data_dir, progress=say)
     video_rows = np.flatnonzero(np.isin(pool.source, config.video_sources))
     oof = {"logits": np.full(len(video_rows), np.nan), "embeddings": None, "manipulation": None}
     frames_path = run_dir / "video_frames_oof.npz"

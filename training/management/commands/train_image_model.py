@@ -114,7 +114,6 @@ class Command(BaseCommand):
         self._train_on_one_source(options)
 
     def _recalibrate(self, options: dict) -> None:
-        from ml.plots import save_evaluation_plots
         from ml.train_sources import recalibrate_image_run
 
         run: Path = options["recalibrate"]
@@ -126,13 +125,7 @@ class Command(BaseCommand):
             )
         except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
             raise CommandError(f"cannot recalibrate {run}: {exc}") from exc
-        save_evaluation_plots(
-            run,
-            result.calibration_labels,
-            result.calibration_probabilities,
-            result.settings["threshold"],
-            title="image model, calibration data of all sources",
-        )
+        _save_calibration_plots(run, result)
         settings = result.settings
         self.stdout.write(
             f"recalibrated: threshold {settings['threshold']}, band [{settings['uncertain_low']}, "
@@ -140,7 +133,6 @@ class Command(BaseCommand):
         )
 
     def _train_on_sources(self, options: dict) -> None:
-        from ml.plots import save_evaluation_plots
         from ml.sources import SOURCES
         from ml.train_sources import AUGMENTATIONS, SourceTrainingConfig, train_image_on_sources
 
@@ -196,13 +188,7 @@ class Command(BaseCommand):
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        save_evaluation_plots(
-            out_dir,
-            result.calibration_labels,
-            result.calibration_probabilities,
-            result.settings["threshold"],
-            title="image model, calibration data of all sources",
-        )
+        _save_calibration_plots(out_dir, result)
         settings = result.settings
         self.stdout.write(
             f"threshold {settings['threshold']}, band [{settings['uncertain_low']}, {settings['uncertain_high']}], "
@@ -294,3 +280,17 @@ class Command(BaseCommand):
     def _say(self, message: str) -> None:
         self.stdout.write(message)
         self.stdout.flush()
+
+
+def _save_calibration_plots(run_dir: Path, result) -> None:
+    """The decision's plots of a multi-source run (trained or recalibrated): on the calibration data it was
+    chosen on."""
+    from ml.plots import save_evaluation_plots
+
+    save_evaluation_plots(
+        run_dir,
+        result.calibration_labels,
+        result.calibration_probabilities,
+        result.settings["threshold"],
+        title="image model, calibration data of all sources",
+    )

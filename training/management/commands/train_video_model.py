@@ -124,7 +124,7 @@ class Command(BaseCommand):
             options,
             result,
             out_dir=out_dir,
-            version=options["model_version"] or stamp,
+            stamp=stamp,
             training_notes=(
                 f"Sequence head trained by train_video_model on {', '.join(str(d) for d in data_dirs)} with the "
                 f"frozen image model {image_spec.label}; figures are leave-one-group-out on held-out videos."
@@ -177,16 +177,16 @@ class Command(BaseCommand):
             options,
             result,
             out_dir=out_dir,
-            version=options["model_version"] or stamp,
+            stamp=stamp,
             training_notes=(
                 f"Frame combination chosen by train_video_model on the cross-fitted frame scores of image run "
                 f"{options['image_run']} ({result.metrics['chosen']}); figures are out-of-fold on held-out video groups."
             ),
         )
 
-    def _register(self, options: dict, result, *, out_dir: Path, version: str, training_notes: str) -> None:
-        """Register the run's video model (unless --no-register), activated with --activate; its id and label
-        go to `out_dir/registered.json`."""
+    def _register(self, options: dict, result, *, out_dir: Path, stamp: str, training_notes: str) -> None:
+        """Register the run's video model (unless --no-register; version: --model-version, or the run's time
+        stamp), activated with --activate; its id and label go to `out_dir/registered.json`."""
         if options["no_register"]:
             return
         from training.services import model_version_register
@@ -194,7 +194,7 @@ class Command(BaseCommand):
         model_version = model_version_register(
             kind="video",
             name=options["name"],
-            version=version,
+            version=options["model_version"] or stamp,
             weights_path=result.weights_path,
             settings=result.settings,
             metrics={"held_out": result.metrics, "per_video": result.per_video},
