@@ -18,6 +18,10 @@ import numpy as np
 class AugmentConfig:
     reframe_probability: float = 0.7
     reframe_zoom: tuple[float, float] = (0.85, 1.0)
+    # Bars over two opposite edges (letterboxed video, a portrait padded to a square, a screenshot), each bar
+    # `border_fraction` of the side: both classes get them, so framing cannot stand in for the face.
+    border_probability: float = 0.0
+    border_fraction: tuple[float, float] = (0.04, 0.18)
     flip_probability: float = 0.5
     rescale_probability: float = 0.6
     rescale_factor: tuple[float, float] = (0.3, 1.0)
@@ -57,6 +61,8 @@ def augment_crop(crop: np.ndarray, rng: np.random.Generator, config: AugmentConf
         left = int(rng.integers(0, size - side + 1))
         top = int(rng.integers(0, size - side + 1))
         image = cv2.resize(image[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < config.border_probability:
+        image = add_bars(image, rng.uniform(*config.border_fraction), vertical=rng.random() < 0.5, rng=rng)
     if rng.random() < config.flip_probability:
         image = image[:, ::-1]
     if rng.random() < config.rescale_probability:
@@ -91,6 +97,22 @@ def augment_crop(crop: np.ndarray, rng: np.random.Generator, config: AugmentConf
         if ok:
             image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1]
     return np.ascontiguousarray(image)
+
+
+def add_bars(image: np.ndarray, fraction: float, *, vertical: bool, rng: np.random.Generator) -> np.ndarray:
+    """The crop with near-black bars of `fraction` of its side over both left and right edges (`vertical`) or
+    top and bottom: what a detector's crop of a letterboxed or padded picture looks like."""
+    size = image.shape[0]
+    width = max(1, int(round(size * fraction)))
+    barred = image.copy()
+    shade = int(rng.integers(0, 24))
+    if vertical:
+        barred[:, :width] = shade
+        barred[:, size - width :] = shade
+    else:
+        barred[:width] = shade
+        barred[size - width :] = shade
+    return barred
 
 
 def augment_batch(crops: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:

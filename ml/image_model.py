@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ml.calibration import LogitCalibration
 from ml.errors import ModelError
 from ml.faces import CropRule
-from ml.metrics import sigmoid
 
 EMBEDDING_LAYER = "embedding"
 LOGIT_LAYER = "logit"
@@ -236,9 +236,7 @@ class ImageModel:
         input_size = int(classifier.inputs[0].shape[1])
         if input_size != self.crop_rule.size:
             raise ModelError(f"model input is {input_size}px but the crop rule says {self.crop_rule.size}px")
-        calibration = settings.get("calibration") or {}
-        self.calibration_scale = float(calibration.get("scale", 1.0))
-        self.calibration_bias = float(calibration.get("bias", 0.0))
+        self.calibration = LogitCalibration.from_settings(settings.get("calibration"))
         self._features = feature_model(classifier)
         self.embedding_dim = int(self._features.outputs[0].shape[-1])
         self.manipulation_types: tuple[str, ...] = ()
@@ -257,7 +255,7 @@ class ImageModel:
         return self._features
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:
-        return sigmoid(self.calibration_scale * np.asarray(logits, dtype=np.float64) + self.calibration_bias)
+        return self.calibration.probabilities(logits)
 
     def predict(self, crops: np.ndarray, *, batch_size: int = 64) -> FacePredictions:
         """Logits, calibrated fake probabilities and embeddings for N crops (N x S x S x 3 uint8), batched.

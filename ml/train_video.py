@@ -153,11 +153,7 @@ def train_video_model(
     base_settings = {
         "crop_rule": rule.to_dict(),
         "detector": image_settings.get("detector", {}),
-        "frame_calibration": {
-            "scale": image_model.calibration_scale,
-            "bias": image_model.calibration_bias,
-            "from": "image model calibration",
-        },
+        "frame_calibration": {**image_model.calibration.to_settings(), "from": "image model calibration"},
         "sequence_calibration": {"scale": 1.0, "bias": 0.0},
         "clip_len": clip_len,
         "clip_stride": max(1, clip_len // 2),

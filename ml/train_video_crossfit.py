@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.calibration import LogitCalibration
 from ml.datasets import VideoFaces
 from ml.faces import evenly_spaced_indices
 from ml.image_model import ImageModel, weights_digest
@@ -199,15 +200,14 @@ def train_video_from_frame_scores(
     labels = np.asarray([video.label for video in sampled])
     groups = np.asarray([video.group for video in sampled])
     sources = np.asarray([video.source for video in sampled])
-    calibration = image_settings["calibration"]
-    frame_scale, frame_bias = float(calibration["scale"]), float(calibration["bias"])
+    frame_calibration = LogitCalibration.from_settings(image_settings["calibration"])
     say(f"{len(sampled)} videos ({int(labels.sum())} fake) in {len(set(groups.tolist()))} groups, {frames} frames each")
 
     raw: dict[str, np.ndarray] = {}
     for method in AGGREGATE_CANDIDATES:
         options = aggregate_options(method, image_settings)
         raw[method] = np.asarray(
-            [aggregate_frames(frame_scale * video.logits + frame_bias, options) for video in sampled]
+            [aggregate_frames(frame_calibration.logits(video.logits), options) for video in sampled]
         )
     raw["sequence_head"] = held_out_sequence_scores(
         cached, sampled, seed=seed, epochs=sequence_epochs, units=sequence_units, progress=say
@@ -270,7 +270,7 @@ def train_video_from_frame_scores(
                 "fake_probability": round(probability, 4),
                 "candidates": {name: round(float(held_out[name][position]), 4) for name in CANDIDATES},
                 "frames_over_threshold": int(
-                    (sigmoid(frame_scale * video.logits + frame_bias) >= float(image_settings["threshold"])).sum()
+                    (frame_calibration.probabilities(video.logits) >= float(image_settings["threshold"])).sum()
                 ),
                 "correct": bool((probability >= threshold) == (video.label == 1)),
                 "verdict": "fake" if probability >= high else "real" if probability <= low else "uncertain",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml.calibration import LogitCalibration
 from ml.errors import ModelError
 from ml.faces import CropRule
 from ml.image_model import (
@@ -172,9 +173,7 @@ class VideoModel:
                 raise ModelError(
                     "the frame encoder's manipulation head does not match the settings' manipulation_types"
                 )
-        frame_calibration = settings.get("frame_calibration") or {}
-        self.frame_scale = float(frame_calibration.get("scale", 1.0))
-        self.frame_bias = float(frame_calibration.get("bias", 0.0))
+        self.frame_calibration = LogitCalibration.from_settings(settings.get("frame_calibration"))
         sequence_calibration = settings.get("sequence_calibration") or {}
         self.sequence_scale = float(sequence_calibration.get("scale", 1.0))
         self.sequence_bias = float(sequence_calibration.get("bias", 0.0))
@@ -230,7 +229,7 @@ class VideoModel:
 
     def calibrate_frames(self, logits: np.ndarray) -> np.ndarray:
         """Per-frame fake probabilities from raw frame-encoder logits."""
-        return sigmoid(self.frame_scale * np.asarray(logits, dtype=np.float64) + self.frame_bias)
+        return self.frame_calibration.probabilities(logits)
 
     def sequence_logits(self, embeddings: np.ndarray, frame_logits: np.ndarray) -> np.ndarray:
         """Raw sequence-head logits for every clip window of one track."""
@@ -240,7 +239,7 @@ class VideoModel:
 
     def aggregate_logit(self, frame_logits: np.ndarray) -> float:
         """The person's calibrated aggregate of raw frame logits, in logit space."""
-        calibrated_frame_logits = self.frame_scale * np.asarray(frame_logits, dtype=np.float64) + self.frame_bias
+        calibrated_frame_logits = self.frame_calibration.logits(frame_logits)
         return self.aggregate_scale * aggregate_frames(calibrated_frame_logits, self.aggregate) + self.aggregate_bias
 
     def score_track(self, embeddings: np.ndarray, frame_logits: np.ndarray) -> TrackScore:

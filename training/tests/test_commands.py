@@ -393,13 +393,23 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
         "sdfd-ffhq:test@224q80",
         "stylegan-celeba:test",
         "stylegan-celeba:test@224q80",
+        "dfdc-faces:test@tight-letterbox",
+        "sdfd-ffhq:test@tight-letterbox",
+        "stylegan-celeba:test@tight-letterbox",
     ]
     dfdc = report["rows"][0]["versions"]["unmask-image@2.0.0-test"]
     assert dfdc["n"] + dfdc["n_errors"] == dfdc["n_files"] > 0
+    # The framing check scores a letterboxed copy of every file; copies never enter the pooled figures.
+    letterboxed = report["rows"][5]["versions"]["unmask-image@2.0.0-test"]
+    assert letterboxed["n_files"] == dfdc["n_files"]
+    as_they_are = [row for row in report["rows"] if "@" not in row["key"]]
+    scored = sum(row["versions"]["unmask-image@2.0.0-test"]["n"] for row in as_they_are)
+    assert report["pooled"]["n"] == scored + report["frames"]["n"]
     assert report["frames"]["videos"] == 4
     assert set(report["pooled"]["by_source"]) >= {"dfdc-faces", "celebdf"}
     text = card.read_text()
     assert "old figures" not in text and "| held-out data |" in text and text.endswith("After.\n")
+    assert "(`dfdc-faces:test@tight-letterbox`)" in text and "| no target |" in text
     # What a reviewer is told per set: the counts of each verdict, out of the files scored.
     verdict_row = next(line for line in text.splitlines() if line.startswith("| `dfdc-faces:test` | `unmask-image"))
     cells = [cell.strip() for cell in verdict_row.strip("|").split("|")]
@@ -545,6 +555,7 @@ def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tin
 def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_frame_scores(
     tiny_v2_run: Path, tmp_path: Path
 ) -> None:
+    from ml.calibration import LogitCalibration
     from ml.image_model import ImageModel, weights_digest
     from ml.metrics import sigmoid
     from ml.train_video_crossfit import CANDIDATES
@@ -580,7 +591,7 @@ def test_the_video_model_is_chosen_on_held_out_groups_from_the_cross_fitted_fram
     frame_logits = np.array([-2.0, 0.0, 1.0, 3.0])
     score = model.score_track(np.zeros((4, 8), np.float32), frame_logits)
     if settings["combine"]["sequence_weight"] == 0:
-        calibrated = settings["frame_calibration"]["scale"] * frame_logits + settings["frame_calibration"]["bias"]
+        calibrated = LogitCalibration.from_settings(settings["frame_calibration"]).logits(frame_logits)
         aggregate = aggregate_frames(calibrated, settings["aggregate"])
         calibration = settings["aggregate_calibration"]
         expected = float(sigmoid(calibration["scale"] * aggregate + calibration["bias"]))
