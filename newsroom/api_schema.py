@@ -93,12 +93,25 @@ def describe_api() -> None:
         ),
     )(apis.ScanReviewListApi)
     extend_schema_view(
+        # The listed links say their token prefix, never their URLs (see ShareLinkOutputSerializer). A bare
+        # serializer, not an OpenApiResponse: that is what makes this operation a list, not a second retrieve.
         get=extend_schema(
-            responses={200: apis.ShareLinkOutputSerializer(many=True), 403: ROLE_REFUSED, 404: NOT_FOUND}
+            description="The scan's share links, newest first. Each says its token prefix, state, views and expiry, "
+            "never its URL or token: only their digest is stored, and the URL was shown once, when the link was made.",
+            responses={200: apis.ShareLinkOutputSerializer(many=True), 403: ROLE_REFUSED, 404: NOT_FOUND},
         ),
         post=extend_schema(
             request=apis.ScanShareListApi.InputSerializer,
-            responses={201: apis.ShareLinkOutputSerializer, 400: ERROR, 403: ROLE_REFUSED, 404: NOT_FOUND},
+            responses={
+                201: OpenApiResponse(
+                    apis.ShareLinkCreatedOutputSerializer,
+                    description="The new link, with its token and URLs: the only response that ever carries them "
+                    "(only a digest is stored). Copy them now.",
+                ),
+                400: ERROR,
+                403: ROLE_REFUSED,
+                404: NOT_FOUND,
+            },
         ),
     )(apis.ScanShareListApi)
     extend_schema_view(

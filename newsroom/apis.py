@@ -378,12 +378,13 @@ class TeamAuditApi(APIView):
 
 
 class ShareLinkOutputSerializer(serializers.Serializer):
-    """A read-only link to a scan's result page and PDF."""
+    """A read-only link to a scan's result page and PDF, as listed: never its URL or token, which are stored only as
+    a digest (see `ShareLinkCreatedOutputSerializer`)."""
 
     id = serializers.IntegerField()
-    url = serializers.SerializerMethodField(help_text="The public page: anyone with it can read the result.")
-    pdf_url = serializers.SerializerMethodField()
-    token = serializers.CharField()
+    token_prefix = serializers.CharField(
+        help_text="The first 8 characters of the link's token, to tell the links apart; it opens nothing."
+    )
     state = serializers.SerializerMethodField(help_text="active, expired or revoked.")
     include_original = serializers.BooleanField()
     expires_at = serializers.DateTimeField(allow_null=True)
@@ -393,19 +394,33 @@ class ShareLinkOutputSerializer(serializers.Serializer):
     created_by = serializers.CharField(source="created_by_name")
     created_at = serializers.DateTimeField()
 
-    def get_url(self, link: ShareLink) -> str:
-        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-scan", args=[link.token]))
-
-    def get_pdf_url(self, link: ShareLink) -> str:
-        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-pdf", args=[link.token]))
-
     def get_state(self, link: ShareLink) -> str:
         return link.state(timezone.now())
 
 
+class ShareLinkCreatedOutputSerializer(ShareLinkOutputSerializer):
+    """A link just made: the listed fields plus its token and URLs, in this one response only (the link must be the
+    instance `share_link_create` returned, the only one that holds its token)."""
+
+    token = serializers.CharField(
+        source="plain_token", help_text="The secret in the URL. Shown once: only its digest is stored."
+    )
+    url = serializers.SerializerMethodField(
+        help_text="The public page: anyone with it can read the result. Shown once: copy it now."
+    )
+    pdf_url = serializers.SerializerMethodField(help_text="The PDF report through the link. Shown once.")
+
+    def get_url(self, link: ShareLink) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-scan", args=[link.plain_token]))
+
+    def get_pdf_url(self, link: ShareLink) -> str:
+        return self.context["request"].build_absolute_uri(reverse("newsroom:shared-pdf", args=[link.plain_token]))
+
+
 class ScanShareListApi(APIView):
-    """GET: the scan's share links. POST `{"expires_in_days", "include_original"}`: a new one. For the scan's
-    uploader and its team's owners and analysts (viewers 403; anyone else 404)."""
+    """GET: the scan's share links (without their URLs). POST `{"expires_in_days", "include_original"}`: a new one,
+    answered with its URL, the only time it is shown. For the scan's uploader and its team's owners and analysts
+    (viewers 403; anyone else 404)."""
 
     class InputSerializer(serializers.Serializer):
         expires_in_days = serializers.IntegerField(
@@ -438,12 +453,12 @@ class ScanShareListApi(APIView):
             )
         except ActionRefused as exc:
             return _refused(exc)
-        data = ShareLinkOutputSerializer(link, context={"request": request}).data
+        data = ShareLinkCreatedOutputSerializer(link, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
 
 
 class ScanShareDetailApi(APIView):
-    """GET: one share link of the scan. DELETE: revoke it (it opens nothing any more; it stays listed)."""
+    """GET: one share link of the scan (without its URL). DELETE: revoke it (it opens nothing any more; it stays listed)."""
 
     def _link_or_404(self, request: Request, scan_id: str, share_id: str) -> tuple[ShareLink, str | None]:
         scan = _scan_or_404(request, scan_id)

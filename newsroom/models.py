@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -165,9 +167,21 @@ class AuditEvent(models.Model):
         return f"{self.actor_name or 'anonymous'} {self.action} {self.scan_name or ''}".strip()
 
 
+SHARE_TOKEN_PREFIX_LENGTH = 8
+
+
 def new_share_token() -> str:
     """43 URL-safe characters from 256 random bits: a link nobody can guess."""
     return secrets.token_urlsafe(32)
+
+
+def share_token_digest(token: str) -> str:
+    """The SHA-256 hex of a share token: what is stored and looked up in its place.
+
+    A plain hash (no salt, no slow KDF) is enough because the token is 256 random bits, not a password: nobody can
+    guess one from its digest, and equal tokens must give equal digests so the link can be found by it.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ShareLink(models.Model):
@@ -176,10 +190,17 @@ class ShareLink(models.Model):
     Made by the scan's uploader or an owner or analyst of its team. It works until it expires (`expires_at`, if
     set) or is revoked; the original file is reachable through it only with `include_original`. Every view of the
     page, the PDF or the file is counted here and written to the audit log.
+
+    Only the token's digest is stored, as with an API key: whoever reads the database or a backup cannot open the
+    links. The token itself is in `plain_token` on the instance that made the link (`save` of a new one), for the
+    create call to show once; a link loaded from the database has none and cannot give its URL again.
     """
 
     scan = models.ForeignKey("scans.Scan", on_delete=models.CASCADE, related_name="share_links")
-    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    # unique: an index for the lookup of a presented token, and two links can never share one.
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    # Not secret (8 of 43 characters): tells the links apart in lists without letting anyone open them.
+    token_prefix = models.CharField(max_length=SHARE_TOKEN_PREFIX_LENGTH, editable=False)
     include_original = models.BooleanField(default=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -194,8 +215,26 @@ class ShareLink(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
+    # Not a field, never stored: set by `issue_token` on this one instance.
+    plain_token: str | None = None
+
     def __str__(self) -> str:
         return f"share link {self.pk} of scan {self.scan_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A new link gets its token here, so no link is ever stored without one (`ShareLink.objects.create`)."""
+        if not self.token_digest:
+            self.issue_token()
+        super().save(*args, **kwargs)
+
+    def issue_token(self) -> str:
+        """A fresh token for this (unsaved) link: its digest and prefix go to the database, the token only into
+        `plain_token`."""
+        token = new_share_token()
+        self.token_digest = share_token_digest(token)
+        self.token_prefix = token[:SHARE_TOKEN_PREFIX_LENGTH]
+        self.plain_token = token
+        return token
 
     def state(self, now: datetime) -> str:
         """active, expired or revoked."""

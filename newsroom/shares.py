@@ -1,4 +1,8 @@
-"""Writes and reads of share links: make one for a scan, revoke it, open it (counting every view)."""
+"""Writes and reads of share links: make one for a scan, revoke it, open it (counting every view).
+
+A link is found by the digest of the token presented (`ShareLink.token_digest`): the database never holds a token,
+and the lookup compares digests in an index, so how long it takes says nothing about how close a guess was.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from newsroom.audit import audit_record
-from newsroom.models import AuditEvent, ShareLink
+from newsroom.models import AuditEvent, ShareLink, share_token_digest
 from newsroom.reviews import scan_can_review
 from newsroom.services import ActionRefused
 from scans.models import Scan
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 
 SHARE_MAX_DAYS = 365
 SHARE_VIEWS = ("page", "pdf", "original", "evidence")
+# new_share_token makes 43 characters; anything much longer is no token of ours and is not hashed.
+SHARE_TOKEN_MAX_LENGTH = 64
 
 
 class ShareLinkGone(Exception):
@@ -54,7 +60,10 @@ def share_link_create(
     include_original: bool = False,
 ) -> ShareLink:
     """A new read-only link to the scan's result (uploader, or an owner or analyst of its team), optionally expiring
-    after `expires_in_days` (1 to 365), with the original file only when `include_original`."""
+    after `expires_in_days` (1 to 365), with the original file only when `include_original`.
+
+    The link's token is in `plain_token` of the returned link and nowhere else: the caller shows it now or never.
+    """
     _require_sharer(scan=scan, user=actor, team_role=team_role)
     if scan.status != Scan.Status.DONE:
         raise ActionRefused("Only a finished scan can be shared: wait for its verdict.")
@@ -102,10 +111,13 @@ def share_link_revoke(*, link: ShareLink, actor: AbstractBaseUser, team_role: st
 
 def share_link_open(*, token: str) -> ShareLink:
     """The working link with this token, its scan loaded; `ShareLinkGone` for an unknown, expired or revoked one."""
+    token = str(token)
     link = (
         ShareLink.objects.select_related("scan", "scan__image_model_version", "scan__video_model_version", "scan__case")
-        .filter(token=str(token)[:64])
+        .filter(token_digest=share_token_digest(token))
         .first()
+        if len(token) <= SHARE_TOKEN_MAX_LENGTH
+        else None
     )
     if link is None:
         raise ShareLinkGone("There is no shared result at this address: check the link you were sent.", status_code=404)

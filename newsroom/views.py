@@ -269,7 +269,12 @@ def team_audit(request: HttpRequest, team_id: Any) -> HttpResponse:
 @require_POST
 def scan_shares(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """From the result page: `action=create` a share link (`expires_in_days`, `include_original`), or
-    `action=revoke` one (`link`)."""
+    `action=revoke` one (`link`).
+
+    A new link's URL exists only in this response (the database keeps its digest), so a created link is answered
+    with the result page itself showing it once, not with the redirect every other action gets: carrying it to the
+    next page would mean storing it (a message lives in the session, in the database).
+    """
     try:
         scan = scan_get_for_user(user=request.user, scan_id=scan_id)
     except Scan.DoesNotExist:
@@ -281,14 +286,14 @@ def scan_shares(request: HttpRequest, scan_id: Any) -> HttpResponse:
             days = request.POST.get("expires_in_days", "").strip()
             if days and not days.isdigit():
                 raise ActionRefused("Choose when the link expires.")
-            share_link_create(
+            link = share_link_create(
                 scan=scan,
                 actor=request.user,
                 team_role=team_role,
                 expires_in_days=int(days) if days else None,
                 include_original=request.POST.get("include_original") == "1",
             )
-            messages.success(request, "A share link was created: copy it from the Share box.")
+            return _created_share_page(request, scan=scan, link=link)
         elif action == "revoke":
             link = ShareLink.objects.filter(scan=scan, pk=_int_or_none(request.POST.get("link"))).first()
             if link is None:
@@ -300,6 +305,22 @@ def scan_shares(request: HttpRequest, scan_id: Any) -> HttpResponse:
     except ActionRefused as exc:
         messages.error(request, exc.message)
     return redirect("scans:detail", scan_id=scan.pk)
+
+
+def _created_share_page(request: HttpRequest, *, scan: Scan, link: ShareLink) -> HttpResponse:
+    """The result page with the new link's URL in its Share box, this once; 201, and never cached (it holds the
+    token)."""
+    messages.success(request, "A share link was created. Copy it now: it cannot be shown again.")
+    context = scan_detail_context(scan, user=request.user)
+    context["new_share"] = {
+        "pk": link.pk,
+        "url": request.build_absolute_uri(reverse("newsroom:shared-scan", args=[link.plain_token])),
+        "include_original": link.include_original,
+        "expires_at": link.expires_at,
+    }
+    response = render(request, "scans/detail.html", context, status=201)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -326,11 +347,12 @@ def _open_or_gone(request: HttpRequest, token: str) -> ShareLink | HttpResponse:
         return _shared_headers(page)
 
 
-def _shared_urls(link: ShareLink) -> dict[str, str]:
+def _shared_urls(link: ShareLink, token: str) -> dict[str, str]:
+    # From the token the visitor presented: the link keeps only its digest, so it cannot say its own URLs.
     return {
-        "file": reverse("newsroom:shared-file", args=[link.token]) if link.include_original else "",
-        "evidence": reverse("newsroom:shared-evidence", args=[link.token, "_"])[:-1],
-        "pdf": reverse("newsroom:shared-pdf", args=[link.token]),
+        "file": reverse("newsroom:shared-file", args=[token]) if link.include_original else "",
+        "evidence": reverse("newsroom:shared-evidence", args=[token, "_"])[:-1],
+        "pdf": reverse("newsroom:shared-pdf", args=[token]),
         "json": "",
     }
 
@@ -342,7 +364,7 @@ def shared_scan(request: HttpRequest, token: str) -> HttpResponse:
     if isinstance(link, HttpResponse):
         return link
     share_link_count_view(link=link, what="page")
-    context = scan_detail_context(link.scan, user=AnonymousUser(), urls=_shared_urls(link), shared=link)
+    context = scan_detail_context(link.scan, user=AnonymousUser(), urls=_shared_urls(link, token), shared=link)
     return _shared_headers(render(request, "scans/detail.html", context))
 
 

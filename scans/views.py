@@ -77,13 +77,14 @@ def _scan_or_404(request: HttpRequest, scan_id: Any) -> Scan:
 
 
 def share_links_for_page(scan: Scan) -> list[dict[str, Any]]:
-    """The scan's share links as the page lists them: state, views, and the public URL of the working ones."""
+    """The scan's share links as the page lists them: token prefix, state, views, expiry. Never their URL: only the
+    token's digest is stored (the page that made a link shows its URL, once)."""
     now = timezone.now()
     return [
         {
             "pk": link.pk,
             "state": link.state(now),
-            "url": reverse("newsroom:shared-scan", args=[link.token]),
+            "token_prefix": link.token_prefix,
             "view_count": link.view_count,
             "include_original": link.include_original,
             "expires_at": link.expires_at,
@@ -397,8 +398,6 @@ def detail(request: HttpRequest, scan_id: Any) -> HttpResponse:
     """Everything known about one scan; a queued or running one refreshes itself (static/js/scan.js)."""
     scan = _scan_or_404(request, scan_id)
     context = scan_detail_context(scan, user=request.user)
-    for link in context["share_links"]:
-        link["url"] = request.build_absolute_uri(link["url"])
     return render(request, "scans/detail.html", context)
 
 

@@ -97,6 +97,7 @@ def test_a_share_link_made_on_the_page_opens_logged_out_and_stops_when_revoked(c
     page.wait_for_selector("[data-share-url]")
     shared_url = page.locator("[data-share-url]").first.input_value()
     assert shared_url.startswith(f"{live_server.url}/shared/")
+    assert "cannot be shown again" in page.locator("[data-share-new]").inner_text()
 
     # A fresh browser context: no session, no cookies, nobody logged in.
     # CSP is bypassed only so axe can be injected.
@@ -115,7 +116,10 @@ def test_a_share_link_made_on_the_page_opens_logged_out_and_stops_when_revoked(c
     assert Path(download_info.value.path()).read_bytes().startswith(b"%PDF-")
     assert ShareLink.objects.get(scan=scan).view_count == 2
 
-    page.reload()
+    # The URL is on the page that answered Create link, only there: the result page lists the link by its prefix.
+    page.goto(f"{live_server.url}{reverse('scans:detail', args=[scan.pk])}")
+    assert page.locator("[data-share-url]").count() == 0
+    assert page.locator("[data-share-prefix]").first.inner_text() == f"{shared_url.split('/')[-2][:8]}…"
     page.click("[data-share-link] button:has-text('Revoke')")
     page.wait_for_selector("[data-share-link][data-share-state=revoked]")
     response = visitor.goto(shared_url)

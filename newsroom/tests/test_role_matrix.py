@@ -307,7 +307,8 @@ PAGE_ACTIONS = [
         lambda desk: reverse("newsroom:scan-shares", args=[desk.scan.pk]),
         {"action": "create", "expires_in_days": "7"},
         lambda desk: ShareLink.objects.filter(scan=desk.scan).count() > 1,
-        (302, 302, 302, 404),
+        # 201: the page that shows the new link's URL, once (newsroom.views.scan_shares).
+        (201, 201, 302, 404),
         ("owner", "analyst"),
     ),
     PageAction(

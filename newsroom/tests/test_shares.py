@@ -1,18 +1,21 @@
 """Share links: a read-only result page and PDF for someone without an account; unguessable, optionally expiring,
-revocable, with the original file only when asked for, every view counted and in the audit log."""
+revocable, with the original file only when asked for, every view counted and in the audit log. The token is
+stored only as its digest: it is shown once, when the link is made, and is nowhere in the database."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from newsroom.models import AuditEvent, ShareLink
+from newsroom.models import AuditEvent, ShareLink, share_token_digest
 from newsroom.tests.conftest import Desk
 from scans.evidence import evidence_folder
 from scans.models import Scan
@@ -50,7 +53,7 @@ def test_a_link_is_unguessable_read_only_and_says_it_is_a_shared_view(stored: De
     page = APIClient().get(link["url"])
 
     assert len(link["token"]) >= 43 and link["state"] == "active" and link["include_original"] is False
-    assert link["url"].endswith(f"/shared/{link['token']}/")
+    assert link["url"].endswith(f"/shared/{link['token']}/") and link["token_prefix"] == link["token"][:8]
     body = page.content.decode()
     assert page.status_code == 200
     assert "Shared view." in body and "shared by carol" in body
@@ -183,13 +186,23 @@ def test_the_result_page_makes_lists_and_revokes_links(desk: Desk):
     client.force_login(desk.user("analyst"))
     url = reverse("newsroom:scan-shares", args=[desk.scan.pk])
 
-    client.post(url, {"action": "create", "expires_in_days": "30", "include_original": "1"})
+    created = client.post(url, {"action": "create", "expires_in_days": "30", "include_original": "1"})
     made = ShareLink.objects.exclude(pk=desk.share.pk).get()
+    shown_once = created.content.decode()
+    shared_url = re.search(r'value="(http://testserver/shared/[^"]+/)" id="share-new-url"', shown_once).group(1)
+    token = shared_url.rstrip("/").rsplit("/", 1)[1]
     page = client.get(reverse("scans:detail", args=[desk.scan.pk])).content.decode()
+    opened = APIClient().get(shared_url)
     client.post(url, {"action": "revoke", "link": str(made.pk)})
 
+    assert created.status_code == 201 and "no-store" in created["Cache-Control"]
+    assert "Copy this link now: it cannot be shown again." in shown_once
+    assert made.token_digest == share_token_digest(token) and made.token_prefix == token[:8]
+    assert opened.status_code == 200 and "Shared view." in opened.content.decode()
     assert made.include_original and made.expires_at > timezone.now() + timedelta(days=29)
-    assert f"http://testserver/shared/{made.token}/" in page and "with the original" in page
+    # Listed later by prefix, state and views only: the URL was shown once and is gone.
+    assert token not in page and "/shared/" not in page and "cannot be shown again" not in page
+    assert f"{made.token_prefix}…" in page and "with the original" in page and "0 views" in page
     made.refresh_from_db()
     assert made.revoked_at is not None
 
@@ -201,6 +214,71 @@ def test_the_share_form_is_not_on_a_viewers_page(desk: Desk):
     page = client.get(reverse("scans:detail", args=[desk.scan.pk])).content.decode()
     refused = client.post(reverse("newsroom:scan-shares", args=[desk.scan.pk]), {"action": "create"})
 
-    assert "data-share-form" not in page and desk.share.token not in page
+    assert "data-share-form" not in page and desk.share.plain_token not in page
+    assert desk.share.token_prefix not in page
     assert refused.status_code == 302
     assert ShareLink.objects.count() == 1
+
+
+def _every_stored_value() -> str:
+    """Every row of every table, as text: what someone with a copy of the database could read."""
+    rows = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            # The names come from the database itself, quoted.
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            rows.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(rows)
+
+
+def test_the_database_never_holds_a_token_only_its_digest(stored: Desk, api_client_for):
+    link = _make(stored, api_client_for, include_original=True)
+    client = APIClient()
+    client.force_login(stored.user("analyst"))
+    page = client.post(reverse("newsroom:scan-shares", args=[stored.scan.pk]), {"action": "create"})
+    from_page = re.search(r"/shared/([^/\"]+)/", page.content.decode()).group(1)
+    visitor = APIClient()
+    # Opened through every door, so that any view that wrote the token down would be caught.
+    for path in ("", "report.pdf", "file/", f"evidence/{EVIDENCE}"):
+        assert visitor.get(f"{link['url']}{path}").status_code == 200, path
+    assert visitor.get(f"/shared/{from_page}/").status_code == 200
+
+    stored_values = _every_stored_value()
+
+    for token in (link["token"], from_page, stored.share.plain_token):
+        assert token not in stored_values
+        assert share_token_digest(token) in stored_values
+    assert ShareLink.objects.get(pk=link["id"]).token_digest == share_token_digest(link["token"])
+    assert {field.name for field in ShareLink._meta.get_fields()}.isdisjoint({"token", "url"})
+
+
+def test_listing_and_reading_links_never_gives_their_token_or_url(stored: Desk, api_client_for):
+    made = _make(stored, api_client_for)
+    client = api_client_for(stored.user("analyst"))
+
+    listed = client.get(_shares_url(stored.scan))
+    one = client.get(reverse("newsroom_api:scan-share-detail", args=[stored.scan.pk, made["id"]]))
+
+    assert listed.status_code == 200 and one.status_code == 200
+    for body, entry in ((listed.content.decode(), listed.json()[0]), (one.content.decode(), one.json())):
+        assert made["token"] not in body and "/shared/" not in body
+        assert not {"token", "url", "pdf_url"} & set(entry)
+        assert entry["token_prefix"] == made["token"][:8] and entry["state"] == "active"
+        assert {"view_count", "expires_at", "include_original"} <= set(entry)
+    assert {entry["id"] for entry in listed.json()} == {made["id"], stored.share.pk}
+
+
+@pytest.mark.parametrize("token", ["x" * 65, "%20", "A" * 43])
+def test_a_token_that_is_no_links_opens_nothing(token: str, desk: Desk):
+    response = APIClient().get(f"/shared/{token}/")
+
+    assert response.status_code == 404
+    assert "There is no shared result at this address" in response.content.decode()
+
+
+def test_a_links_digest_or_prefix_does_not_open_it(desk: Desk):
+    visitor = APIClient()
+
+    for key in (desk.share.token_digest, desk.share.token_prefix):
+        assert visitor.get(f"/shared/{key}/").status_code == 404
+    assert visitor.get(f"/shared/{desk.share.plain_token}/").status_code == 200
