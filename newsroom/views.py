@@ -273,7 +273,7 @@ def scan_shares(request: HttpRequest, scan_id: Any) -> HttpResponse:
 
     A new link's URL exists only in this response (the database keeps its digest), so a created link is answered
     with the result page itself showing it once, not with the redirect every other action gets: carrying it to the
-    next page would mean storing it (a message lives in the session, in the database).
+    next page would mean storing it (a message rides in a cookie or, when large, the session in the database).
     """
     try:
         scan = scan_get_for_user(user=request.user, scan_id=scan_id)
@@ -313,10 +313,7 @@ def _created_share_page(request: HttpRequest, *, scan: Scan, link: ShareLink) ->
     messages.success(request, "A share link was created. Copy it now: it cannot be shown again.")
     context = scan_detail_context(scan, user=request.user)
     context["new_share"] = {
-        "pk": link.pk,
         "url": request.build_absolute_uri(reverse("newsroom:shared-scan", args=[link.plain_token])),
-        "include_original": link.include_original,
-        "expires_at": link.expires_at,
     }
     response = render(request, "scans/detail.html", context, status=201)
     response["Cache-Control"] = "private, no-store"
