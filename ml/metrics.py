@@ -280,3 +280,28 @@ def choose_uncertain_band(
         if correct.mean() >= target_accuracy or (low <= widest[0] and high >= widest[1]):
             return round(float(low), 4), round(float(high), 4)
     return min(widest[0], threshold), max(widest[1], threshold)
+
+
+def cap_real_verdicts(
+    labels: np.ndarray, probabilities: np.ndarray, groups: np.ndarray, low: float, *, max_miss_rate: float = 0.05
+) -> float:
+    """The band's lower edge, lowered until at most `max_miss_rate` of every group's fakes fall at or below it.
+
+    A `real` verdict is the one a reviewer acts on without looking, so it is held per source, as the threshold
+    is held to a false-positive rate per real source: the source whose fakes the model scores lowest (face
+    swaps) decides how low a score must be before the platform says `real`.
+    """
+    labels = np.asarray(labels).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    groups = np.asarray(groups)
+    edge = float(low)
+    for group in np.unique(groups):
+        fakes = np.sort(probabilities[(groups == group) & labels])
+        if not len(fakes):
+            continue
+        allowed = int(np.floor(max_miss_rate * len(fakes)))  # how many of this group's fakes may be called real
+        if allowed < len(fakes) and fakes[allowed] <= edge:
+            # Just under the first fake past the allowance: it and every fake above it stay out of `real`.
+            edge = float(np.nextafter(fakes[allowed], -np.inf))
+    # Rounded down, as settings store it: rounding up could put the first excluded fake back under the edge.
+    return math.floor(max(edge, 0.0) * 1e6) / 1e6

@@ -1,8 +1,8 @@
 """The image model card's figures: every held-out set scored through the scan pipeline, in one report.
 
 `build_image_report` runs `training.evaluation.evaluate_files` on each row of `IMAGE_REPORT_ROWS` (each
-source's test split, and re-encoded copies of two of them), on the sources left out of training by leave-one-
-source-out runs, adds the out-of-fold video-frame figures of the version's training run, and pools everything
+source's test split, re-encoded copies of two of them, and tight letterboxed copies of all three), on the sources
+left out of training by leave-one-source-out runs, adds the out-of-fold video-frame figures of the version's training run, and pools everything
 held out to measure calibration (ECE) and the false-positive rate of every real source at the threshold.
 `card_table` turns it into the Markdown the model card shows, so the card's numbers are never typed by hand.
 """

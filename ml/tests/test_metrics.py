@@ -105,3 +105,19 @@ def test_platt_scaling_converges_on_logits_in_the_tens_with_weighted_sources() -
     assert np.isfinite(scale) and np.isfinite(bias) and 0 < scale < 10
     probabilities = sigmoid(scale * logits + bias)
     assert probabilities[labels == 0].mean() < 0.35 and probabilities[labels == 1].mean() > 0.65
+
+
+def test_real_verdicts_are_capped_per_source_by_the_share_of_its_fakes_below_the_band() -> None:
+    from ml.metrics import cap_real_verdicts
+
+    # Source a: its fakes sit low (face swaps); source b: far above. 20 fakes each: at most 1 may be called real.
+    probabilities = np.r_[np.linspace(0.0, 0.1, 20), np.linspace(0.02, 0.5, 20), np.full(20, 0.01), np.full(20, 0.99)]
+    labels = np.r_[np.zeros(20), np.ones(20), np.zeros(20), np.ones(20)].astype(int)
+    groups = np.array(["a"] * 40 + ["b"] * 40)
+    low = cap_real_verdicts(labels, probabilities, groups, 0.15, max_miss_rate=0.05)
+    a_fakes = probabilities[20:40]
+    assert (a_fakes <= low).sum() <= 1 and low < a_fakes[1]
+    # Where no source's fakes reach the band, the edge stays where the band put it.
+    assert cap_real_verdicts(labels[40:], probabilities[40:], groups[40:], 0.15) == 0.15
+    # The edge never goes below 0, the lowest probability there is.
+    assert cap_real_verdicts(np.array([1, 1, 0]), np.array([0.0, 0.0, 0.0]), np.array(["x"] * 3), 0.15) == 0.0

@@ -619,3 +619,25 @@ def test_compare_runs_tabulates_each_runs_recipe_and_held_out_figures(tiny_v2_ru
 def test_compare_runs_refuses_a_folder_that_is_not_a_multi_source_run(tiny_run: dict[str, Path]) -> None:
     with pytest.raises(CommandError, match="not a train_image_model --sources run"):
         _run("compare_runs", str(tiny_run["run"]))
+
+
+def test_framing_check_scores_the_test_crops_four_ways(tiny_sources: dict[str, Path], tiny_v2_run: Path) -> None:
+    table = _run(
+        "framing_check",
+        "--weights",
+        str(tiny_v2_run / "image_model.keras"),
+        "--cache",
+        str(tiny_sources["cache"]),
+        "--data",
+        str(tiny_sources["data"]),
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+    ).splitlines()
+    assert table[2] == "| framing | sdfd-ffhq | dfdc-faces |"
+    rows = [line.split("|")[1].strip() for line in table[4:]]
+    assert rows == ["as cut", "bare face box", "letterboxed", "bare face box, letterboxed"]
+    for line in table[4:]:
+        for cell in line.strip("|").split("|")[1:]:
+            assert cell.strip() == "n/a" or 0.0 <= float(cell) <= 1.0
+    with pytest.raises(CommandError, match="no model file"):
+        _run("framing_check", "--weights", str(tiny_sources["root"] / "missing.keras"))
