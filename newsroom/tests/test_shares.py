@@ -226,7 +226,7 @@ def _every_stored_value() -> str:
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():
             # The names come from the database itself, quoted.
-            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608  # nosec B608
             rows.extend(repr(row) for row in cursor.fetchall())
     return "\n".join(rows)
 
