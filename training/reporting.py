@@ -83,8 +83,8 @@ ECE_TARGET = 0.05
 FALSE_POSITIVE_TARGET = 0.05
 
 
-def reencoded_copy(files: list[tuple[Path, int]], out_dir: Path, *, size: int, quality: int) -> list[tuple[Path, int]]:
-    """`files` centre-cropped square, resized to `size` and saved as JPEG at `quality` under `out_dir/{real,fake}`
+def _copied(files: list[tuple[Path, int]], out_dir: Path, remake: Callable, *, quality: int) -> list[tuple[Path, int]]:
+    """Each of `files` (EXIF-rotated RGB) through `remake`, saved as JPEG at `quality` under `out_dir/{real,fake}`
     (kept, so a second report reuses the copy); returns the copies with their labels."""
     from PIL import Image, ImageOps
 
@@ -95,36 +95,41 @@ def reencoded_copy(files: list[tuple[Path, int]], out_dir: Path, *, size: int, q
             target.parent.mkdir(parents=True, exist_ok=True)
             with Image.open(path) as opened:
                 image = ImageOps.exif_transpose(opened).convert("RGB")
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
-            square.save(target, "JPEG", quality=quality)
+            remake(image).save(target, "JPEG", quality=quality)
         copies.append((target, label))
     return copies
+
+
+def _centre_square(image, keep: float = 1.0):
+    side = int(min(image.size) * keep)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def reencoded_copy(files: list[tuple[Path, int]], out_dir: Path, *, size: int, quality: int) -> list[tuple[Path, int]]:
+    """`files` centre-cropped square, resized to `size` and saved as JPEG at `quality` (see `_copied`)."""
+    from PIL import Image
+
+    return _copied(
+        files,
+        out_dir,
+        lambda image: _centre_square(image).resize((size, size), Image.Resampling.LANCZOS),
+        quality=quality,
+    )
 
 
 def letterboxed_copy(files: list[tuple[Path, int]], out_dir: Path) -> list[tuple[Path, int]]:
     """`files` cut to the centre of their square, resized, pasted on a wider black canvas and saved as JPEG q90
-    under `out_dir/{real,fake}` (kept, so a second report reuses the copy); returns the copies with their labels."""
-    from PIL import Image, ImageOps
+    (see `_copied`)."""
+    from PIL import Image
 
-    copies = []
-    for path, label in files:
-        target = out_dir / ("fake" if label else "real") / f"{path.stem}.jpg"
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with Image.open(path) as opened:
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-            side = int(min(image.size) * LETTERBOX_KEEP)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            face = image.crop((left, top, left + side, top + side)).resize(
-                (LETTERBOX_SIDE, LETTERBOX_SIDE), Image.Resampling.LANCZOS
-            )
-            canvas = Image.new("RGB", (LETTERBOX_WIDTH, LETTERBOX_SIDE))
-            canvas.paste(face, ((LETTERBOX_WIDTH - LETTERBOX_SIDE) // 2, 0))
-            canvas.save(target, "JPEG", quality=90)
-        copies.append((target, label))
-    return copies
+    def letterbox(image):
+        face = _centre_square(image, LETTERBOX_KEEP).resize((LETTERBOX_SIDE, LETTERBOX_SIDE), Image.Resampling.LANCZOS)
+        canvas = Image.new("RGB", (LETTERBOX_WIDTH, LETTERBOX_SIDE))
+        canvas.paste(face, ((LETTERBOX_WIDTH - LETTERBOX_SIDE) // 2, 0))
+        return canvas
+
+    return _copied(files, out_dir, letterbox, quality=90)
 
 
 def calibrated(settings: dict) -> Callable[[np.ndarray], np.ndarray]:
