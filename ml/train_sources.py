@@ -113,6 +113,10 @@ class SourceTrainingConfig:
     self_blended: bool = True
     folds: int = VIDEO_FOLDS
     cross_fit: bool = True
+    # Stage 2 on the videos' fake frames too (True), or on their real frames and self-blends of them only. With
+    # 16 identity groups, a fake video's frames teach "this identity is fake" as much as any seam; a real frame
+    # and its self-blend share the identity, so only the blend can tell them apart (the SBI argument).
+    video_fakes: bool = True
     max_false_positive_rate: float = 0.05
     # At most this share of any source's calibration fakes may fall under the band (a `real` verdict): stricter
     # than the false-positive cap, since a face swap called real is the answer a reviewer does not check. At 5%,
@@ -285,6 +289,14 @@ def mixture_streams(pool: CropPool, rows: np.ndarray, *, self_blended: bool) -> 
         if len(reals):
             streams.append(Stream(name=SELF_BLENDED_STREAM, units=[reals], label=1, self_blended=True))
     return streams
+
+
+def stage2_streams(pool: CropPool, image_rows: np.ndarray, video_rows: np.ndarray, config: SourceTrainingConfig):
+    """Stage 2's streams: the image mixture plus `video_rows`, or only their real frames where the recipe keeps
+    the videos' fakes out (`config.video_fakes`); the self-blended stream then covers the real frames too."""
+    if not config.video_fakes:
+        video_rows = video_rows[pool.labels[video_rows] == 0]
+    return mixture_streams(pool, np.concatenate([image_rows, video_rows]), self_blended=config.self_blended)
 
 
 def stream_weights(streams: list[Stream], emphasis: dict[str, float] | None = None) -> np.ndarray:
@@ -563,11 +575,10 @@ def train_image_on_sources(
 
     def stage2(train_video_rows: np.ndarray, label: str, seed: int) -> None:
         classifier.set_weights(stage1_weights)
-        rows = np.concatenate([stage1_rows, train_video_rows])
         curves[label] = train_stage(
             classifier,
             pool,
-            mixture_streams(pool, rows, self_blended=config.self_blended),
+            stage2_streams(pool, stage1_rows, train_video_rows, config),
             steps=config.stage2_steps,
             learning_rate=config.stage2_learning_rate,
             config=config,

@@ -9,6 +9,7 @@ held out to measure calibration (ECE) and the false-positive rate of every real 
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -81,6 +82,9 @@ FRAMES_TARGET_AUC = 0.85
 LEFT_OUT_AIM_AUC = 0.75
 ECE_TARGET = 0.05
 FALSE_POSITIVE_TARGET = 0.05
+# DFDC's test faces by their width in the video frame they were cut from (`metadata.csv`): the crops were all
+# upscaled to 224 px, so a face 60 px wide reaches the model with whatever seam the swap left blurred away.
+FACE_WIDTH_BANDS = ((0, 100), (100, 200), (200, None))
 
 
 def _copied(files: list[tuple[Path, int]], out_dir: Path, remake: Callable, *, quality: int) -> list[tuple[Path, int]]:
@@ -244,6 +248,9 @@ def build_image_report(
         "frames": frames["summary"] if frames else None,
         "frames_file": str(frames_path) if frames_path else None,
         "pooled": _pooled(rows, frames, version.label, float(version.settings.get("threshold", 0.5))),
+        "dfdc_by_face_width": _dfdc_by_face_width(
+            rows, data_dir, version.label, float(version.settings.get("threshold", 0.5))
+        ),
         "manipulation": _manipulation_accuracy(rows, version.label),
     }
 
@@ -278,6 +285,38 @@ def _pooled(rows: list[dict], frames: dict | None, label: str, threshold: float)
         "ece": round(expected_calibration_error(labels_array, probabilities_array), 6) if labels else None,
         "by_source": by_source,
     }
+
+
+def _dfdc_by_face_width(rows: list[dict], data_dir: Path, label: str, threshold: float) -> list[dict]:
+    """The `dfdc-faces:test` figures per band of the face's original width (`FACE_WIDTH_BANDS`); empty where
+    the row or the metadata is missing."""
+    row = next((row for row in rows if row["key"] == "dfdc-faces:test"), None)
+    metadata = SOURCES["dfdc-faces"].folder(data_dir) / "metadata.csv"
+    if row is None or not metadata.is_file():
+        return []
+    with metadata.open(newline="") as handle:
+        widths = {entry["file"]: int(entry["original_face_width"]) for entry in csv.DictReader(handle)}
+    scored = [entry for entry in row["versions"][label]["files"] if entry["error"] is None]
+    bands = []
+    for low, high in FACE_WIDTH_BANDS:
+        members = [
+            entry
+            for entry in scored
+            if entry["path"] in widths
+            and widths[entry["path"]] >= low
+            and (high is None or widths[entry["path"]] < high)
+        ]
+        labels = np.asarray([1 if entry["label"] == "fake" else 0 for entry in members])
+        figures = _figures(labels, [entry["fake_probability"] for entry in members], threshold) if members else {}
+        bands.append(
+            {
+                "band": f"{low}-{high} px" if high is not None else f">= {low} px",
+                "fakes": int(labels.sum()),
+                "reals": int((labels == 0).sum()),
+                "auc": figures.get("auc"),
+            }
+        )
+    return bands
 
 
 def _manipulation_accuracy(rows: list[dict], label: str) -> dict:
@@ -380,6 +419,14 @@ def card_table(report: dict) -> str:
             f"| {figures['real_origin']} (`{name}`) | {_real_count(report, name)} | **{_number(rate)}** | "
             f"<= {FALSE_POSITIVE_TARGET}: {_met(rate, FALSE_POSITIVE_TARGET, at_most=True)} |"
         )
+    if report.get("dfdc_by_face_width"):
+        lines += [
+            "",
+            "| `dfdc-faces:test` by the face's width in its video frame | fakes | reals | ROC-AUC |",
+            "|---|---|---|---|",
+        ]
+        for band in report["dfdc_by_face_width"]:
+            lines.append(f"| {band['band']} | {band['fakes']} | {band['reals']} | **{_number(band['auc'])}** |")
     lines += ["", *_verdict_table(report)]
     if report.get("manipulation"):
         lines += ["", '| fakes of | their kind | "most like" names it |', "|---|---|---|"]

@@ -406,10 +406,15 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
     scored = sum(row["versions"]["unmask-image@2.0.0-test"]["n"] for row in as_they_are)
     assert report["pooled"]["n"] == scored + report["frames"]["n"]
     assert report["frames"]["videos"] == 4
+    # DFDC by the face's width in its frame (metadata.csv): every scored test face in exactly one band.
+    bands = report["dfdc_by_face_width"]
+    assert [band["band"] for band in bands] == ["0-100 px", "100-200 px", ">= 200 px"]
+    assert sum(band["fakes"] + band["reals"] for band in bands) == dfdc["n"]
     assert set(report["pooled"]["by_source"]) >= {"dfdc-faces", "celebdf"}
     text = card.read_text()
     assert "old figures" not in text and "| held-out data |" in text and text.endswith("After.\n")
     assert "(`dfdc-faces:test@tight-letterbox`)" in text and "| no target |" in text
+    assert "| `dfdc-faces:test` by the face's width in its video frame |" in text
     # What a reviewer is told per set: the counts of each verdict, out of the files scored.
     verdict_row = next(line for line in text.splitlines() if line.startswith("| `dfdc-faces:test` | `unmask-image"))
     cells = [cell.strip() for cell in verdict_row.strip("|").split("|")]

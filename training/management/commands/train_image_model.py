@@ -88,6 +88,12 @@ class Command(BaseCommand):
         )
         recipe.add_argument("--no-cross-fit", action="store_true", help="skip the per-fold video stage 2 runs")
         recipe.add_argument(
+            "--video-reals-only",
+            action="store_true",
+            help="stage 2 learns from the videos' real frames and self-blends of them, never their fake frames "
+            "(so an identity cannot stand in for a seam)",
+        )
+        recipe.add_argument(
             "--recalibrate",
             type=Path,
             default=None,
@@ -172,6 +178,7 @@ class Command(BaseCommand):
             video_sources=video_sources,
             self_blended=not options["no_self_blended"],
             cross_fit=not options["no_cross_fit"],
+            video_fakes=not options["video_reals_only"],
             seed=options["seed"],
         )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
