@@ -646,3 +646,44 @@ def test_framing_check_scores_the_test_crops_four_ways(tiny_sources: dict[str, P
             assert cell.strip() == "n/a" or 0.0 <= float(cell) <= 1.0
     with pytest.raises(CommandError, match="no model file"):
         _run("framing_check", "--weights", str(tiny_sources["root"] / "missing.keras"))
+
+
+def test_sharpness_check_relates_the_score_to_focus_per_source(
+    tiny_sources: dict[str, Path], tiny_v2_run: Path
+) -> None:
+    common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
+    common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]
+    table = _run(
+        "sharpness_check",
+        "--weights",
+        str(tiny_v2_run / "image_model.keras"),
+        "--frames",
+        str(tiny_v2_run / "video_frames_oof.npz"),
+        *common,
+    ).splitlines()
+    assert "video frames scored out of fold" in table[0]
+    assert [line.split("|")[1].strip() for line in table[4:]] == ["sdfd-ffhq", "dfdc-faces", "celebdf"]
+    for line in table[4:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert all(cell == "n/a" or -1.0 <= float(cell) <= 1.0 for cell in cells[3:])
+    # Frame scores of another cache are refused, not silently mixed with the model's own.
+    stale = tiny_sources["root"] / "stale-frames.npz"
+    saved = dict(np.load(tiny_v2_run / "video_frames_oof.npz"))
+    np.savez(stale, **{**saved, "names": np.asarray([f"other/{name}" for name in saved["names"]])})
+    with pytest.raises(CommandError, match="has no score for"):
+        _run("sharpness_check", "--weights", str(tiny_v2_run / "image_model.keras"), "--frames", str(stale), *common)
+
+
+def test_sharpness_is_lower_for_a_blurred_face_and_rank_correlation_is_spearmans() -> None:
+    import cv2
+
+    from training.management.commands.sharpness_check import rank_correlation, sharpness
+
+    rng = np.random.default_rng(0)
+    crisp = rng.integers(0, 256, size=(1, 64, 64, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(crisp[0], (0, 0), 2.0)[None]
+    assert sharpness(blurred)[0] < sharpness(crisp)[0] / 10
+    values = np.asarray([1.0, 2.0, 3.0, 4.0])
+    assert rank_correlation(values, values**3) == pytest.approx(1.0)
+    assert rank_correlation(values, -values) == pytest.approx(-1.0)
+    assert rank_correlation(values[:2], values[:2]) is None

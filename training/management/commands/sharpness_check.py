@@ -1,0 +1,135 @@
+"""`manage.py sharpness_check`: how much an image model's score follows how sharp the face is, per source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings as django_settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+# The centre of the crop: the face itself, not the margin's hair and background, whose focus says nothing
+# about a manipulation.
+CENTRE = 0.5
+
+
+def sharpness(crops: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each crop's grey centre: the usual focus measure (higher is sharper)."""
+    import cv2
+
+    side = crops.shape[1]
+    start, stop = int(side * (1 - CENTRE) / 2), int(side * (1 + CENTRE) / 2)
+    return np.asarray(
+        [
+            cv2.Laplacian(cv2.cvtColor(crop[start:stop, start:stop], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+            for crop in crops
+        ]
+    )
+
+
+def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Spearman's rank correlation (ties broken by order; the scores here are continuous)."""
+    if len(first) < 3:
+        return None
+    ranks = [np.argsort(np.argsort(values)).astype(np.float64) for values in (first, second)]
+    if ranks[0].std() == 0 or ranks[1].std() == 0:
+        return None
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+class Command(BaseCommand):
+    help = (
+        "For each source of the cached crops (image test splits, every video's frames), print how sharp its real "
+        "and fake faces are, how well sharpness alone tells them apart, and how closely the model's score follows "
+        "sharpness within each class (Spearman), as a Markdown table. A model whose score falls as a face gets "
+        "sharper has learnt 'blurry means fake', and ranks backwards wherever a source's fakes are the sharper ones. "
+        "Video frames are scored by --frames (a training run's out-of-fold scores) where given, else by --weights."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        default_var = Path(django_settings.VAR_DIR) / "ml"
+        parser.add_argument("--weights", required=True, type=Path, help="the image model's .keras file")
+        parser.add_argument(
+            "--frames", type=Path, default=None, help="out-of-fold frame scores (a run's video_frames_oof.npz)"
+        )
+        parser.add_argument(
+            "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
+        )
+        parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
+        parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
+        parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
+
+    def handle(self, *args, **options) -> None:
+        from ml.image_model import load_keras_model
+        from ml.metrics import roc_auc
+        from ml.sources import SOURCES
+        from ml.train_sources import SourceTrainingConfig, load_crop_pool, predict_rows
+
+        sources = tuple(name for name in options["sources"].split(",") if name)
+        video_sources = tuple(name for name in options["video_sources"].split(",") if name)
+        unknown = sorted(set(sources + video_sources) - set(SOURCES))
+        if unknown or not sources + video_sources:
+            raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
+        if not options["weights"].is_file():
+            raise CommandError(f"no model file at {options['weights']}")
+        classifier = load_keras_model(options["weights"])
+        size = int(classifier.inputs[0].shape[1])
+        config = SourceTrainingConfig(sources=sources, video_sources=video_sources, input_size=size)
+        try:
+            pool = load_crop_pool(options["cache"], config, data_dir=options["data"])
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(f"{exc} (run prepare_training_data --size {size} first)") from exc
+        is_video = np.isin(pool.source, video_sources)
+        rows = np.flatnonzero((pool.split == "test") | is_video)
+        if not len(rows):
+            raise CommandError("the cache holds no test crops or video frames of these sources")
+        scores = predict_rows(classifier, pool, rows)["logits"]
+        frame_scores = "the model itself (frames it may have trained on)"
+        if options["frames"] is not None:
+            scores = self._out_of_fold(options["frames"], pool, rows[is_video[rows]], rows, scores)
+            frame_scores = "out of fold"
+        crispness = sharpness(pool.images[rows])
+        labels, names = pool.labels[rows], pool.source[rows]
+
+        def cell(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.2f}"
+
+        lines = [
+            f"Sharpness (variance of the Laplacian of the crop's centre) and the score of `{options['weights'].name}`"
+            f" on the cached test crops and video frames ({len(rows)}; video frames scored {frame_scores}):",
+            "",
+            "| source | faces (fake) | sharpness, real / fake (median) | ROC-AUC of sharpness alone (sharper = fake) "
+            "| score vs sharpness, reals | score vs sharpness, fakes | ROC-AUC of the score |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in [*sources, *video_sources]:
+            members = names == name
+            if not members.any():
+                continue
+            real, fake = members & (labels == 0), members & (labels == 1)
+            medians = " / ".join(f"{np.median(crispness[part]):.0f}" if part.any() else "n/a" for part in (real, fake))
+            lines.append(
+                f"| {name} | {int(members.sum())} ({int(fake.sum())}) | {medians} | "
+                f"{cell(roc_auc(labels[members], crispness[members]))} | "
+                f"{cell(rank_correlation(scores[real], crispness[real]))} | "
+                f"{cell(rank_correlation(scores[fake], crispness[fake]))} | "
+                f"{cell(roc_auc(labels[members], scores[members]))} |"
+            )
+        self.stdout.write("\n".join(lines))
+
+    @staticmethod
+    def _out_of_fold(path: Path, pool, video_rows: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """`scores` (of `rows`) with every video frame's replaced by its out-of-fold score from `path`."""
+        if not path.is_file():
+            raise CommandError(f"no frame scores at {path}")
+        frames = np.load(path, allow_pickle=False)
+        by_name = dict(zip(frames["names"].astype(str).tolist(), frames["logits"].tolist(), strict=True))
+        missing = [pool.names[row] for row in video_rows if pool.names[row] not in by_name]
+        if missing:
+            raise CommandError(f"{path} has no score for {missing[0]} (and {len(missing) - 1} more): another cache's")
+        scores = scores.copy()
+        position_of = {int(row): position for position, row in enumerate(rows)}
+        for row in video_rows:
+            scores[position_of[int(row)]] = by_name[pool.names[row]]
+        return scores
