@@ -11,6 +11,7 @@ from django.urls import reverse
 from newsroom.models import AuditEvent, Membership, ScanReview, ShareLink
 from newsroom.services import case_create, team_create
 from scans.services import scan_create
+from scans.tests.browser import wait_until
 from scans.tests.test_browser_pages import (
     DESKTOP,
     PASSWORD,
@@ -107,7 +108,7 @@ def test_a_share_link_made_on_the_page_opens_logged_out_and_stops_when_revoked(c
     # The same verdict as the team sees.
     assert visitor.locator(".verdict-headline").inner_text() == page.locator(".verdict-headline").inner_text()
     assert visitor.locator("img[data-heatmap]").count() == 1
-    visitor.wait_for_function("document.querySelector('img[data-heatmap]').naturalWidth > 0")
+    wait_until(visitor, "document.querySelector('img[data-heatmap]').naturalWidth > 0")
     assert visitor.locator(".media-card").count() == 0
     assert visitor.locator("text=Log in").count() >= 1
     _check_layout_and_accessibility(visitor, "newsroom-shared-view", PHONE["width"], _axe_source())
@@ -167,7 +168,7 @@ def test_a_share_link_of_a_video_opens_logged_out_and_plays_its_evidence(chromiu
     assert people >= 1 and visitor.locator("table.people tbody tr").count() == people
 
     # The original plays from the shared link, and a timeline point seeks it from the keyboard.
-    visitor.wait_for_function("document.querySelector('video[data-scan-video]').readyState >= 1")
+    wait_until(visitor, "document.querySelector('video[data-scan-video]').readyState >= 1")
     assert visitor.locator("video[data-scan-video]").get_attribute("src").startswith("/shared/")
     points = visitor.locator("svg[data-timeline] circle[data-seek]")
     assert points.count() >= 2
@@ -175,19 +176,18 @@ def test_a_share_link_of_a_video_opens_logged_out_and_plays_its_evidence(chromiu
     seek = float(point.get_attribute("data-seek"))
     point.focus()
     visitor.keyboard.press("Enter")
-    visitor.wait_for_function(f"Math.abs(document.querySelector('video[data-scan-video]').currentTime - {seek}) < 0.2")
+    wait_until(visitor, f"Math.abs(document.querySelector('video[data-scan-video]').currentTime - {seek}) < 0.2")
     visitor.evaluate("document.querySelector('video[data-scan-video]').pause()")
 
     # The evidence images (face crops' heatmaps, key frames) come through the share link too.
-    visitor.wait_for_function(
-        "[...document.querySelectorAll('img[data-heatmap]')].every(image => image.complete && image.naturalWidth > 0)"
+    wait_until(
+        visitor,
+        "[...document.querySelectorAll('img[data-heatmap]')].every(image => image.complete && image.naturalWidth > 0)",
     )
     key_frames = visitor.locator(".key-frame-button")
     if key_frames.count():
         key_frames.first.click()
-        visitor.wait_for_function(
-            "document.querySelector('dialog[data-zoom-dialog] img[data-zoom-image]').naturalWidth > 0"
-        )
+        wait_until(visitor, "document.querySelector('dialog[data-zoom-dialog] img[data-zoom-image]').naturalWidth > 0")
         visitor.keyboard.press("Escape")
     _check_layout_and_accessibility(visitor, "newsroom-shared-video", PHONE["width"], _axe_source())
     # The page was viewed, and the original played (the player may ask for it in more than one range request).

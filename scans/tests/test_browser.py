@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from scans.models import Scan
+from scans.tests.browser import wait_until
 from scans.tests.uploads import face_photo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,7 +69,7 @@ def test_a_photo_scan_in_the_browser(browser_page, live_server, django_user_mode
 
     # The page polls the API and swaps in the finished result by itself.
     page.wait_for_selector("img[data-heatmap]")
-    page.wait_for_function("document.querySelector('img[data-heatmap]').naturalWidth > 0")
+    wait_until(page, "document.querySelector('img[data-heatmap]').naturalWidth > 0")
     assert page.locator(".face-box").count() == 1
     assert "%" in page.locator(".face-box .face-label").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)

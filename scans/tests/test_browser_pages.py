@@ -24,6 +24,7 @@ from django.urls import reverse
 
 from scans.models import Scan
 from scans.services import scan_create
+from scans.tests.browser import wait_until
 from scans.tests.uploads import face_photo, short_clip, upload
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_endpoint_create
@@ -183,7 +184,7 @@ def test_the_result_pages_are_usable_by_a_reviewer(chromium, live_server, review
 
     # Photo: zoom into the evidence and fade the heatmap.
     page.goto(f"{live_server.url}{reverse('scans:detail', args=[image.id])}")
-    page.wait_for_function("document.querySelector('img[data-heatmap]').naturalWidth > 0")
+    wait_until(page, "document.querySelector('img[data-heatmap]').naturalWidth > 0")
     README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(README_SCREENSHOTS / "image-result.png"), full_page=True)
     page.click("button[data-zoom]")
@@ -204,7 +205,7 @@ def test_the_result_pages_are_usable_by_a_reviewer(chromium, live_server, review
     people = page.locator("table.people tbody tr").count()
     counted = f"{people} {'person' if people == 1 else 'people'}, "
     assert page.locator("[data-verdict-counts]").inner_text().startswith(counted)
-    page.wait_for_function("document.querySelector('video[data-scan-video]').readyState >= 1")
+    wait_until(page, "document.querySelector('video[data-scan-video]').readyState >= 1")
     page.screenshot(path=str(README_SCREENSHOTS / "video-result.png"), full_page=True)
 
     # A timeline point, reached by keyboard, seeks the player; the tracked face is boxed over the video.
@@ -212,10 +213,10 @@ def test_the_result_pages_are_usable_by_a_reviewer(chromium, live_server, review
     seek = float(point.get_attribute("data-seek"))
     point.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function(f"Math.abs(document.querySelector('video[data-scan-video]').currentTime - {seek}) < 0.2")
+    wait_until(page, f"Math.abs(document.querySelector('video[data-scan-video]').currentTime - {seek}) < 0.2")
     page.evaluate("document.querySelector('video[data-scan-video]').pause()")
     overlay_box = page.locator("[data-video-overlay] .face-box").first
-    page.wait_for_function("!document.querySelector('[data-video-overlay] .face-box').hidden")
+    wait_until(page, "!document.querySelector('[data-video-overlay] .face-box').hidden")
     assert overlay_box.bounding_box()["width"] > 5
 
     # Key frames (if the tiny model left any) open large.
@@ -273,7 +274,7 @@ def test_the_batch_header_follows_its_scans_without_a_reload(
 
     run_worker()
 
-    page.wait_for_function("document.querySelector('[data-batch-status]').textContent.includes('all finished')")
+    wait_until(page, "document.querySelector('[data-batch-status]').textContent.includes('all finished')")
     assert page.locator("[data-batch-summary]").is_visible()
 
 
