@@ -141,13 +141,24 @@ def group_hash(key: str) -> float:
 
 
 @cache
-def _dfdc_source_videos(folder: str) -> dict[str, str]:
-    """`metadata.csv`'s file -> source video (a fake's group is the real video it was made from)."""
+def _dfdc_metadata(folder: str) -> tuple[dict[str, str], ...]:
+    """The rows of DFDC's `metadata.csv` (file, label, source_video, original face width and height)."""
     metadata = Path(folder) / "metadata.csv"
     if not metadata.is_file():
         raise FileNotFoundError(f"{metadata} is missing: DFDC crops cannot be split by source video without it")
     with metadata.open(newline="") as handle:
-        return {row["file"]: row["source_video"] for row in csv.DictReader(handle)}
+        return tuple(csv.DictReader(handle))
+
+
+@cache
+def _dfdc_source_videos(folder: str) -> dict[str, str]:
+    """`metadata.csv`'s file -> source video (a fake's group is the real video it was made from)."""
+    return {row["file"]: row["source_video"] for row in _dfdc_metadata(folder)}
+
+
+def dfdc_face_widths(folder: str | Path) -> dict[str, int]:
+    """`metadata.csv`'s file -> the face's width in the video frame it was cut from, in pixels."""
+    return {row["file"]: int(row["original_face_width"]) for row in _dfdc_metadata(str(folder))}
 
 
 # --- videos: groups of shared people, dealt into folds -------------------------------------------------------

@@ -9,7 +9,6 @@ held out to measure calibration (ECE) and the false-positive rate of every real 
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import numpy as np
 from ml.calibration import LogitCalibration
 from ml.metrics import binary_report, expected_calibration_error, roc_auc
 from ml.pipeline import Analyzer
-from ml.sources import SOURCES, split_files
+from ml.sources import SOURCES, dfdc_face_widths, split_files
 from training.evaluation import evaluate_files
 from training.model_specs import spec_from_run, spec_from_version
 
@@ -239,18 +238,17 @@ def build_image_report(
         )
         del analyzer
     frames = out_of_fold_frames(frames_path, settings=version.settings) if frames_path is not None else None
+    threshold = float(version.settings.get("threshold", 0.5))
     return {
         "version": version.label,
         "compared": [model.label for model in compared],
-        "threshold": float(version.settings.get("threshold", 0.5)),
+        "threshold": threshold,
         "uncertain_band": [version.settings.get("uncertain_low"), version.settings.get("uncertain_high")],
         "rows": rows,
         "frames": frames["summary"] if frames else None,
         "frames_file": str(frames_path) if frames_path else None,
-        "pooled": _pooled(rows, frames, version.label, float(version.settings.get("threshold", 0.5))),
-        "dfdc_by_face_width": _dfdc_by_face_width(
-            rows, data_dir, version.label, float(version.settings.get("threshold", 0.5))
-        ),
+        "pooled": _pooled(rows, frames, version.label, threshold),
+        "dfdc_by_face_width": _dfdc_by_face_width(rows, data_dir, version.label, threshold),
         "manipulation": _manipulation_accuracy(rows, version.label),
     }
 
@@ -291,11 +289,12 @@ def _dfdc_by_face_width(rows: list[dict], data_dir: Path, label: str, threshold:
     """The `dfdc-faces:test` figures per band of the face's original width (`FACE_WIDTH_BANDS`); empty where
     the row or the metadata is missing."""
     row = next((row for row in rows if row["key"] == "dfdc-faces:test"), None)
-    metadata = SOURCES["dfdc-faces"].folder(data_dir) / "metadata.csv"
-    if row is None or not metadata.is_file():
+    if row is None:
         return []
-    with metadata.open(newline="") as handle:
-        widths = {entry["file"]: int(entry["original_face_width"]) for entry in csv.DictReader(handle)}
+    try:
+        widths = dfdc_face_widths(SOURCES["dfdc-faces"].folder(data_dir))
+    except FileNotFoundError:
+        return []
     scored = [entry for entry in row["versions"][label]["files"] if entry["error"] is None]
     bands = []
     for low, high in FACE_WIDTH_BANDS:

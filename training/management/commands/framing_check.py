@@ -36,24 +36,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from ml.augment import add_bars
-        from ml.image_model import load_keras_model
         from ml.metrics import roc_auc
-        from ml.sources import SOURCES
-        from ml.train_sources import SourceTrainingConfig, load_crop_pool, predict_rows
+        from ml.train_sources import predict_rows
+        from training.crop_checks import load_model_and_crops, source_names
 
-        sources = tuple(name for name in options["sources"].split(",") if name)
-        unknown = sorted(set(sources) - set(SOURCES))
-        if unknown or not sources:
-            raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
-        if not options["weights"].is_file():
-            raise CommandError(f"no model file at {options['weights']}")
-        classifier = load_keras_model(options["weights"])
+        sources = source_names(options["sources"])
+        classifier, pool = load_model_and_crops(
+            options["weights"], cache=options["cache"], data=options["data"], sources=sources
+        )
         size = int(classifier.inputs[0].shape[1])
-        config = SourceTrainingConfig(sources=sources, video_sources=(), input_size=size)
-        try:
-            pool = load_crop_pool(options["cache"], config, data_dir=options["data"])
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(f"{exc} (run prepare_training_data --size {size} first)") from exc
         rows = np.flatnonzero(pool.split == "test")
         if not len(rows):
             raise CommandError("the cache holds no test crops of these sources")

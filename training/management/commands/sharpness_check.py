@@ -61,25 +61,18 @@ class Command(BaseCommand):
         parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
 
     def handle(self, *args, **options) -> None:
-        from ml.image_model import load_keras_model
         from ml.metrics import roc_auc
-        from ml.sources import SOURCES
-        from ml.train_sources import SourceTrainingConfig, load_crop_pool, predict_rows
+        from ml.train_sources import predict_rows
+        from training.crop_checks import load_model_and_crops, source_names
 
-        sources = tuple(name for name in options["sources"].split(",") if name)
-        video_sources = tuple(name for name in options["video_sources"].split(",") if name)
-        unknown = sorted(set(sources + video_sources) - set(SOURCES))
-        if unknown or not sources + video_sources:
-            raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
-        if not options["weights"].is_file():
-            raise CommandError(f"no model file at {options['weights']}")
-        classifier = load_keras_model(options["weights"])
-        size = int(classifier.inputs[0].shape[1])
-        config = SourceTrainingConfig(sources=sources, video_sources=video_sources, input_size=size)
-        try:
-            pool = load_crop_pool(options["cache"], config, data_dir=options["data"])
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(f"{exc} (run prepare_training_data --size {size} first)") from exc
+        sources, video_sources = source_names(options["sources"]), source_names(options["video_sources"])
+        classifier, pool = load_model_and_crops(
+            options["weights"],
+            cache=options["cache"],
+            data=options["data"],
+            sources=sources,
+            video_sources=video_sources,
+        )
         is_video = np.isin(pool.source, video_sources)
         rows = np.flatnonzero((pool.split == "test") | is_video)
         if not len(rows):
@@ -87,7 +80,8 @@ class Command(BaseCommand):
         scores = predict_rows(classifier, pool, rows)["logits"]
         frame_scores = "the model itself (frames it may have trained on)"
         if options["frames"] is not None:
-            scores = self._out_of_fold(options["frames"], pool, rows[is_video[rows]], rows, scores)
+            video = is_video[rows]
+            scores[video] = self._out_of_fold(options["frames"], [pool.names[row] for row in rows[video]])
             frame_scores = "out of fold"
         crispness = sharpness(pool.images[rows])
         labels, names = pool.labels[rows], pool.source[rows]
@@ -119,17 +113,13 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
     @staticmethod
-    def _out_of_fold(path: Path, pool, video_rows: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """`scores` (of `rows`) with every video frame's replaced by its out-of-fold score from `path`."""
+    def _out_of_fold(path: Path, names: list[str]) -> np.ndarray:
+        """The out-of-fold score in `path` of every frame in `names`."""
         if not path.is_file():
             raise CommandError(f"no frame scores at {path}")
         frames = np.load(path, allow_pickle=False)
         by_name = dict(zip(frames["names"].astype(str).tolist(), frames["logits"].tolist(), strict=True))
-        missing = [pool.names[row] for row in video_rows if pool.names[row] not in by_name]
+        missing = [name for name in names if name not in by_name]
         if missing:
             raise CommandError(f"{path} has no score for {missing[0]} (and {len(missing) - 1} more): another cache's")
-        scores = scores.copy()
-        position_of = {int(row): position for position, row in enumerate(rows)}
-        for row in video_rows:
-            scores[position_of[int(row)]] = by_name[pool.names[row]]
-        return scores
+        return np.asarray([by_name[name] for name in names])

@@ -1,0 +1,37 @@
+"""What the checks on the cached crops (`framing_check`, `sharpness_check`) share: a trained image model, and the
+crops `prepare_training_data` cached for the named sources, cut at that model's input size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+
+def source_names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of source names, as the commands take it."""
+    return tuple(name for name in text.split(",") if name)
+
+
+def load_model_and_crops(
+    weights: Path, *, cache: Path, data: Path, sources: tuple[str, ...], video_sources: tuple[str, ...] = ()
+):
+    """(the Keras classifier in `weights`, the `CropPool` of `sources` and `video_sources`), or a CommandError
+    that says what is missing."""
+    from ml.image_model import load_keras_model
+    from ml.sources import SOURCES
+    from ml.train_sources import SourceTrainingConfig, load_crop_pool
+
+    unknown = sorted(set(sources + video_sources) - set(SOURCES))
+    if unknown or not sources + video_sources:
+        raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
+    if not weights.is_file():
+        raise CommandError(f"no model file at {weights}")
+    classifier = load_keras_model(weights)
+    size = int(classifier.inputs[0].shape[1])
+    config = SourceTrainingConfig(sources=sources, video_sources=video_sources, input_size=size)
+    try:
+        pool = load_crop_pool(cache, config, data_dir=data)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(f"{exc} (run prepare_training_data --size {size} first)") from exc
+    return classifier, pool
