@@ -7,7 +7,8 @@ The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sourc
    and self-blended pseudo-fakes (`ml.self_blend`) made afresh from the real faces of every source. Half of
    every batch is real, half fake, and within each half every stream weighs the same, so the 250-image
    diffusion set counts as much as the 6,000 DFDC crops and no source's file properties can decide.
-   The same augmentation (`ml.augment`) is applied to every stream.
+   The same augmentation (`ml.augment`) is applied to every stream; with `sharpness_matching`, a drawn crop is
+   first blurred to the focus of its source's other class (`ml.sharpness`), so focus cannot separate them.
 2. **Stage 2, video frames, cross-fitted.** The training videos have too few groups for a fixed split, and
    the video model needs frame scores of videos the frame encoder never saw. So stage 2 (a short fine-tune
    from stage 1 on the mixture plus video frames and self-blends of real frames) runs once per fold of whole
@@ -28,6 +29,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ from ml.metrics import (
     roc_auc,
 )
 from ml.self_blend import self_blend
+from ml.sharpness import SharpnessMatching, sharpness
 from ml.sources import IMAGE_SOURCES, SOURCES, VIDEO_FOLDS, VIDEO_SOURCES, deal_folds
 
 Progress = Callable[[str], None]
@@ -117,6 +120,12 @@ class SourceTrainingConfig:
     # 16 identity groups, a fake video's frames teach "this identity is fake" as much as any seam; a real frame
     # and its self-blend share the identity, so only the blend can tell them apart (the SBI argument).
     video_fakes: bool = True
+    # How often a drawn crop is blurred to the focus of the other class of its source (`ml.sharpness`), so that
+    # blur cannot stand in for a seam; 0 turns it off (the recipe before 2026-12-03).
+    sharpness_matching: float = 0.0
+    # Self-blends whose inner face is as often sharper than the real face as blurrier (`ml.self_blend`); off,
+    # four in five are blurrier, which teaches "a blurry face is fake" (the recipe before 2026-12-03).
+    even_blend_focus: bool = False
     max_false_positive_rate: float = 0.05
     # At most this share of any source's calibration fakes may fall under the band (a `real` verdict): stricter
     # than the false-positive cap, since a face swap called real is the answer a reviewer does not check. At 5%,
@@ -162,6 +171,11 @@ class CropPool:
     @property
     def has_landmarks(self) -> np.ndarray:
         return np.isfinite(self.landmarks).all(axis=(1, 2))
+
+    @cached_property
+    def sharpness(self) -> np.ndarray:
+        """`ml.sharpness.sharpness` of every row, computed once (about a second per 10,000 crops)."""
+        return sharpness(self.images)
 
 
 def load_crop_pool(
@@ -324,8 +338,13 @@ def mixture_batches(
     augment: AugmentConfig,
     seed: int,
     emphasis: dict[str, float] | None = None,
+    matching: SharpnessMatching | None = None,
+    even_blend_focus: bool = False,
 ):
-    """A Keras PyDataset of `steps` freshly drawn, augmented batches: (crops, {logit, manipulation})."""
+    """A Keras PyDataset of `steps` freshly drawn, augmented batches: (crops, {logit, manipulation}).
+
+    With `matching`, a drawn crop is first softened to its source's other class's focus; a self-blend is made
+    from a real crop softened as a real crop is, so the pair differs by the blend alone."""
     import keras
 
     weights = stream_weights(streams, emphasis)
@@ -352,8 +371,10 @@ def mixture_batches(
                 unit = stream.units[int(rng.integers(len(stream.units)))]
                 row = int(unit[int(rng.integers(len(unit)))])
                 crop = pool.images[row]
+                if matching is not None:
+                    crop = matching.apply(crop, pool.source[row], pool.labels[row], rng)
                 if stream.self_blended:
-                    crop = self_blend(crop, pool.landmarks[row], rng)
+                    crop = self_blend(crop, pool.landmarks[row], rng, even_focus=even_blend_focus)
                     kinds[position] = face_swap
                 else:
                     kinds[position] = pool.manipulation[row]
@@ -417,6 +438,14 @@ def train_stage(
         loss={"logit": keras.losses.BinaryCrossentropy(from_logits=True), "manipulation": _masked_manipulation_loss},
         loss_weights={"logit": 1.0, "manipulation": config.manipulation_loss_weight},
     )
+    matching = None
+    if config.sharpness_matching > 0:
+        rows = np.concatenate([unit for stream in streams if not stream.self_blended for unit in stream.units])
+        values = pool.sharpness[rows]
+        matching = SharpnessMatching(
+            pool.source[rows], pool.labels[rows], values, probability=config.sharpness_matching
+        )
+        progress(f"{label}: sharpness matching p={config.sharpness_matching}, medians {matching.medians()}")
     curve: list[dict] = []
     started = time.monotonic()
     chunk = max(1, min(report_every, steps))
@@ -432,6 +461,8 @@ def train_stage(
             augment=config.augment,
             seed=seed * 100_003 + done,
             emphasis=config.stream_emphasis,
+            matching=matching,
+            even_blend_focus=config.even_blend_focus,
         )
         history = classifier.fit(batches, epochs=1, verbose=0)
         done += this_chunk
@@ -473,13 +504,15 @@ def auc_by_source(pool: CropPool, rows: np.ndarray, logits: np.ndarray) -> dict[
     return figures
 
 
-def self_blended_rows_auc(classifier, pool: CropPool, rows: np.ndarray, seed: int) -> float | None:
+def self_blended_rows_auc(
+    classifier, pool: CropPool, rows: np.ndarray, seed: int, *, even_focus: bool = False
+) -> float | None:
     """ROC-AUC on the real faces of `rows` against one fixed self-blended copy of each: is the seam learnt?"""
     reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
     if len(reals) == 0:
         return None
     rng = np.random.default_rng(seed)
-    blended = np.stack([self_blend(pool.images[row], pool.landmarks[row], rng) for row in reals])
+    blended = np.stack([self_blend(pool.images[row], pool.landmarks[row], rng, even_focus=even_focus) for row in reals])
     import tensorflow as tf
 
     encoder = feature_model(classifier)
@@ -699,7 +732,9 @@ def decide_and_report(
         for name in config.sources
     }
     held_out["test_manipulation_accuracy"] = _manipulation_accuracy(pool, test_rows, test_outputs["manipulation"])
-    held_out["self_blended_calibration_auc"] = self_blended_rows_auc(classifier, pool, calibration_rows, config.seed)
+    held_out["self_blended_calibration_auc"] = self_blended_rows_auc(
+        classifier, pool, calibration_rows, config.seed, even_focus=config.even_blend_focus
+    )
     if has_oof:
         held_out["video_frames_oof_auc"] = auc_by_source(pool, video_rows, oof["logits"])
         held_out["video_frames_oof_auc_all"] = round(roc_auc(pool.labels[video_rows], oof["logits"]) or 0.0, 4)

@@ -68,3 +68,29 @@ def test_self_blending_is_reproducible_from_its_seed() -> None:
     first = self_blend(crop, FACE_LANDMARKS, np.random.default_rng(7))
     second = self_blend(crop, FACE_LANDMARKS, np.random.default_rng(7))
     assert np.array_equal(first, second)
+
+
+def test_even_focus_blends_are_as_often_sharper_than_their_face_as_blurrier() -> None:
+    import cv2
+
+    from ml.sharpness import sharpness_of
+
+    # A smooth face-like texture: detail at the scale a face crop has, so blur and sharpening both show.
+    crops = [cv2.GaussianBlur(_textured_crop(seed=seed), (0, 0), 1.0) for seed in range(8)]
+    rng = np.random.default_rng(0)
+
+    def ratios(even_focus: bool) -> np.ndarray:
+        return np.asarray(
+            [
+                sharpness_of(self_blend(crop, FACE_LANDMARKS, rng, even_focus=even_focus)) / sharpness_of(crop)
+                for crop in crops
+                for _ in range(8)
+            ]
+        )
+
+    plain, even = ratios(False), ratios(True)
+    # The plain recipe's blends are mostly blurrier (the cue the option removes) ...
+    assert (plain < 1).mean() > 0.7
+    # ... the even ones split about evenly, within the factor of 2 either way they are drawn from.
+    assert 0.3 < (even < 1).mean() < 0.7
+    assert 0.4 < np.median(even) < 2.5

@@ -47,3 +47,50 @@ def test_stage_two_with_the_videos_reals_only_never_draws_a_fake_frame() -> None
     weights = dict(zip(rows, stream_weights(streams, config.stream_emphasis), strict=True))
     assert abs(sum(weights[name] for name in ("dfdc-faces:fake", "self-blended")) - 0.5) < 1e-9
     assert weights["videos:real"] == 0.5 * 3 / (3 + 3)
+
+
+def test_sharpness_matching_softens_the_drawn_reals_of_a_source_whose_fakes_are_blurrier() -> None:
+    import cv2
+
+    from ml.augment import AugmentConfig
+    from ml.sharpness import SharpnessMatching, sharpness
+    from ml.train_sources import mixture_batches, mixture_streams
+
+    rng = np.random.default_rng(0)
+    crisp = [cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), (0, 0), 0.6) for _ in range(4)]
+    images = np.stack(crisp[:2] + [cv2.GaussianBlur(crop, (0, 0), 1.5) for crop in crisp[2:]])
+    labels = np.asarray([0, 0, 1, 1])
+    pool = CropPool(
+        images=images,
+        labels=labels,
+        landmarks=np.full((4, 5, 2), np.nan, dtype=np.float32),
+        source=np.asarray(["dfdc-faces"] * 4),
+        split=np.asarray(["train"] * 4),
+        group=np.asarray(["a", "b", "a", "b"]),
+        unit=np.asarray(["r0", "r1", "f0", "f1"]),
+        manipulation=np.where(labels == 1, 0, -1),
+        names=["r0", "r1", "f0", "f1"],
+    )
+    streams = mixture_streams(pool, np.arange(4), self_blended=False)
+    untouched = AugmentConfig(
+        reframe_probability=0, flip_probability=0, rescale_probability=0, blur_probability=0,
+        sharpen_probability=0, colour_probability=0, grey_probability=0, noise_probability=0, jpeg_probability=0,
+    )  # fmt: skip
+
+    def drawn(matching):
+        images, targets = mixture_batches(
+            pool, streams, steps=1, batch_size=32, augment=untouched, seed=0, matching=matching
+        )[0]
+        return sharpness(images.astype(np.uint8)), targets["logit"].ravel()
+
+    matching = SharpnessMatching(pool.source, labels, pool.sharpness, probability=1.0)
+    before, real_before = drawn(None)
+    after, real_after = drawn(matching)
+    np.testing.assert_array_equal(real_before, real_after)
+    reals = real_after == 0
+    fakes = real_after == 1
+    # Without matching the reals are far sharper than the fakes; with it, they come down to the fakes' focus.
+    assert np.median(before[reals]) > 5 * np.median(before[fakes])
+    assert np.median(after[reals]) <= 1.05 * np.median(after[fakes])
+    # The fakes, already the blurrier class, are drawn as they are.
+    assert np.isclose(after[fakes][:, None], pool.sharpness[None, 2:]).any(axis=1).all()

@@ -8,23 +8,7 @@ import numpy as np
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-# The centre of the crop: the face itself, not the margin's hair and background, whose focus says nothing
-# about a manipulation.
-CENTRE = 0.5
-
-
-def sharpness(crops: np.ndarray) -> np.ndarray:
-    """Variance of the Laplacian of each crop's grey centre: the usual focus measure (higher is sharper)."""
-    import cv2
-
-    side = crops.shape[1]
-    start, stop = int(side * (1 - CENTRE) / 2), int(side * (1 + CENTRE) / 2)
-    return np.asarray(
-        [
-            cv2.Laplacian(cv2.cvtColor(crop[start:stop, start:stop], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
-            for crop in crops
-        ]
-    )
+from ml.sharpness import sharpness
 
 
 def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:

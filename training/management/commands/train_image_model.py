@@ -94,6 +94,19 @@ class Command(BaseCommand):
             "(so an identity cannot stand in for a seam)",
         )
         recipe.add_argument(
+            "--sharpness-matching",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help="blur a drawn crop, with probability P, to the focus of its source's other class (ml/sharpness.py), "
+            "so that blur cannot stand in for a seam (default %(default)s)",
+        )
+        recipe.add_argument(
+            "--even-blend-focus",
+            action="store_true",
+            help="self-blends whose inner face is as often sharper than the real face as blurrier (ml/self_blend.py)",
+        )
+        recipe.add_argument(
             "--recalibrate",
             type=Path,
             default=None,
@@ -179,6 +192,8 @@ class Command(BaseCommand):
             self_blended=not options["no_self_blended"],
             cross_fit=not options["no_cross_fit"],
             video_fakes=not options["video_reals_only"],
+            sharpness_matching=options["sharpness_matching"],
+            even_blend_focus=options["even_blend_focus"],
             seed=options["seed"],
         )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
