@@ -666,10 +666,20 @@ def test_sharpness_check_relates_the_score_to_focus_per_source(
         str(tiny_v2_run / "image_model.keras"),
         "--frames",
         str(tiny_v2_run / "video_frames_oof.npz"),
+        "--self-blends",
+        "3",
         *common,
     ).splitlines()
     assert "video frames scored out of fold" in table[0]
+    blends_at = next(number for number, line in enumerate(table) if line.startswith("Self-blends of up to 3"))
+    table, blend_table = table[: blends_at - 1], table[blends_at:]
     assert [line.split("|")[1].strip() for line in table[4:]] == ["sdfd-ffhq", "dfdc-faces", "celebdf"]
+    # Every source with real faces and landmarks gets its blends' focus, plain and even, as ratios and shares.
+    assert len(blend_table) > 4
+    for line in blend_table[4:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert 1 <= int(cells[1]) <= 3 and all(float(cell) >= 0 for cell in cells[2:])
+        assert all(float(cell) <= 1 for cell in (cells[3], cells[5]))
     for line in table[4:]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         assert all(cell == "n/a" or -1.0 <= float(cell) <= 1.0 for cell in cells[3:])

@@ -21,6 +21,36 @@ def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
     return float(np.corrcoef(*ranks)[0, 1])
 
 
+def self_blend_focus_table(pool, sources: list[str], count: int) -> list[str]:
+    """Markdown rows: per source, how sharp `count` self-blends (seed 0) are against the real face each was made
+    from (median ratio, share blurrier), plain and with even focus. A blend that is mostly blurrier than its face
+    teaches "a blurry face is fake"."""
+    from ml.self_blend import self_blend
+
+    rng = np.random.default_rng(0)
+    lines = [
+        f"Self-blends of up to {count} real faces per source (seed 0): their sharpness over their face's",
+        "",
+        "| source | faces | plain: median ratio | plain: share blurrier | even focus: median ratio | even focus: share blurrier |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in sources:
+        reals = np.flatnonzero((pool.source == name) & (pool.labels == 0) & pool.has_landmarks)
+        if not len(reals):
+            continue
+        chosen = rng.choice(reals, size=min(count, len(reals)), replace=False)
+        faces = sharpness(pool.images[chosen])
+        cells = []
+        for even_focus in (False, True):
+            blends = sharpness(
+                [self_blend(pool.images[row], pool.landmarks[row], rng, even_focus=even_focus) for row in chosen]
+            )
+            ratio = blends / np.maximum(faces, 1e-9)
+            cells += [f"{np.median(ratio):.2f}", f"{np.mean(ratio < 1):.2f}"]
+        lines.append(f"| {name} | {len(chosen)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 class Command(BaseCommand):
     help = (
         "For each source of the cached crops (image test splits, every video's frames), print how sharp its real "
@@ -43,6 +73,14 @@ class Command(BaseCommand):
         parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
         parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
         parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
+        parser.add_argument(
+            "--self-blends",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also blend N real faces per source (seed 0) and print how sharp the blends are against their "
+            "face, for the plain and the --even-blend-focus self-blends",
+        )
 
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
@@ -94,6 +132,8 @@ class Command(BaseCommand):
                 f"{cell(rank_correlation(scores[fake], crispness[fake]))} | "
                 f"{cell(roc_auc(labels[members], scores[members]))} |"
             )
+        if options["self_blends"] > 0:
+            lines += ["", *self_blend_focus_table(pool, [*sources, *video_sources], options["self_blends"])]
         self.stdout.write("\n".join(lines))
 
     @staticmethod
