@@ -45,21 +45,29 @@ def _blurred(crop: np.ndarray, strength: float, downscale: bool) -> np.ndarray:
     return cv2.GaussianBlur(crop, (0, 0), sigmaX=0.2 + 2.8 * strength)
 
 
-def soften_to(crop: np.ndarray, target: float, *, downscale: bool, iterations: int = 6) -> np.ndarray:
-    """`crop` blurred (or downscaled and back, with `downscale`) just enough that its sharpness is about
-    `target`; unchanged when it is already at or under it. Bisects the strength of the softening."""
-    if sharpness_of(crop) <= target:
-        return crop
+def _weakest_reaching(filtered, target: float, *, softer: bool, iterations: int) -> np.ndarray:
+    """`filtered(strength)` at about the weakest strength in [0, 1] whose sharpness reaches `target` (at or
+    under it when `softer`, at or over it otherwise), by bisection; the strongest where none does."""
     low, high = 0.0, 1.0
-    best = _blurred(crop, high, downscale)
+    best = filtered(high)
     for _ in range(iterations):
         middle = (low + high) / 2
-        candidate = _blurred(crop, middle, downscale)
-        if sharpness_of(candidate) > target:
-            low = middle
-        else:
+        candidate = filtered(middle)
+        if (sharpness_of(candidate) <= target) == softer:
             high, best = middle, candidate
+        else:
+            low = middle
     return best
+
+
+def soften_to(crop: np.ndarray, target: float, *, downscale: bool, iterations: int = 6) -> np.ndarray:
+    """`crop` blurred (or downscaled and back, with `downscale`) just enough that its sharpness is about
+    `target`; unchanged when it is already at or under it."""
+    if sharpness_of(crop) <= target:
+        return crop
+    return _weakest_reaching(
+        lambda strength: _blurred(crop, strength, downscale), target, softer=True, iterations=iterations
+    )
 
 
 def _sharpened(crop: np.ndarray, amount: float) -> np.ndarray:
@@ -70,7 +78,7 @@ def _sharpened(crop: np.ndarray, amount: float) -> np.ndarray:
 
 def refocus(crop: np.ndarray, target: float, *, mask: np.ndarray | None = None, iterations: int = 7) -> np.ndarray:
     """A float32 copy of `crop` blurred (Gaussian, sigma up to 3) or unsharp-masked (amount up to 4) until its
-    sharpness is about `target`, bisecting the strength; with `mask` (H x W in [0, 1]) only there, blended by
+    sharpness is about `target`; with `mask` (H x W in [0, 1]) only there, blended by
     it. A target beyond reach gets the strongest filter."""
     image = np.asarray(crop, dtype=np.float32)
     weight = None if mask is None else np.asarray(mask, dtype=np.float32)[..., None]
@@ -86,17 +94,7 @@ def refocus(crop: np.ndarray, target: float, *, mask: np.ndarray | None = None, 
             changed = _sharpened(image, 4.0 * strength)
         return changed if weight is None else changed * weight + image * (1.0 - weight)
 
-    low, high = 0.0, 1.0
-    best = filtered(high)
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        candidate = filtered(middle)
-        # Past the target in the direction of travel: keep it and go gentler; short of it: go stronger.
-        if (sharpness_of(candidate) <= target) == softer:
-            high, best = middle, candidate
-        else:
-            low = middle
-    return best
+    return _weakest_reaching(filtered, target, softer=softer, iterations=iterations)
 
 
 class SharpnessMatching:
