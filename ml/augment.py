@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ml.sharpness import unsharp_mask
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -74,8 +76,7 @@ def augment_crop(crop: np.ndarray, rng: np.random.Generator, config: AugmentConf
     if rng.random() < config.blur_probability:
         image = cv2.GaussianBlur(image, (0, 0), sigmaX=rng.uniform(*config.blur_sigma))
     elif rng.random() < config.sharpen_probability:
-        blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=1.0)
-        image = cv2.addWeighted(image, 1.5, blurred, -0.5, 0)
+        image = unsharp_mask(image, 0.5)
     image = np.ascontiguousarray(image, dtype=np.float32)
     if rng.random() < config.colour_probability:
         brightness = rng.uniform(-25.0, 25.0)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ml.faces import CropRule, square_region
-from ml.sharpness import refocus, sharpness_of
+from ml.sharpness import refocus, sharpness_of, unsharp_mask
 
 LANDMARK_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -83,14 +83,13 @@ def _altered_copy(crop: np.ndarray, rng: np.random.Generator, *, even_focus: boo
         source = source * rng.uniform(0.9, 1.1, size=3) + rng.uniform(-12.0, 12.0, size=3)
         mean = source.mean()
         source = (source - mean) * rng.uniform(0.9, 1.1) + mean
+    # Drawn either way, so that the rest of the draw is the same with and without even focus.
     roll = rng.random()
-    if even_focus:
-        pass
-    elif roll < 0.35:
-        source = cv2.GaussianBlur(source, (0, 0), sigmaX=rng.uniform(0.4, 1.0))
-    elif roll < 0.6:
-        blurred = cv2.GaussianBlur(source, (0, 0), sigmaX=1.0)
-        source = cv2.addWeighted(source, 1.6, blurred, -0.6, 0)
+    if not even_focus:
+        if roll < 0.35:
+            source = cv2.GaussianBlur(source, (0, 0), sigmaX=rng.uniform(0.4, 1.0))
+        elif roll < 0.6:
+            source = unsharp_mask(source, 0.6)
     if rng.random() < 0.8:
         scale = rng.uniform(0.94, 1.06)
         shift = rng.uniform(-0.03, 0.03, size=2) * size
@@ -109,8 +108,8 @@ def self_blend(
     With `even_focus` the blended region is then blurred or sharpened so that the blend's sharpness is the crop's
     own times a factor drawn evenly in log between 1/2 and 2: the inner face is as often sharper than the face it
     came from as blurrier. Without it (the recipe before 2026-12-03), the source's blur, and above all blending
-    two copies a subpixel shift apart, leave four blends in five blurrier than their real face (median 0.63 of
-    its sharpness), and the model learns "a blurry inner face is fake", which ranks sharp swaps (the Celeb-DF
+    two copies a subpixel shift apart, leave four blends in five blurrier than their real face (median 0.58-0.75
+    of its sharpness per source: `manage.py sharpness_check --self-blends 200`), and the model learns "a blurry inner face is fake", which ranks sharp swaps (the Celeb-DF
     clips') below their real frames.
     """
     size = crop.shape[0]

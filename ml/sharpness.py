@@ -70,8 +70,9 @@ def soften_to(crop: np.ndarray, target: float, *, downscale: bool, iterations: i
     )
 
 
-def _sharpened(crop: np.ndarray, amount: float) -> np.ndarray:
-    """An unsharp mask of `amount` (0 leaves the crop as it is); float in, float out."""
+def unsharp_mask(crop: np.ndarray, amount: float) -> np.ndarray:
+    """The crop plus `amount` times its detail above a sigma-1 blur (0 leaves it as it is); same dtype out (uint8
+    saturates)."""
     blurred = cv2.GaussianBlur(crop, (0, 0), sigmaX=1.0)
     return cv2.addWeighted(crop, 1.0 + amount, blurred, -amount, 0)
 
@@ -91,7 +92,7 @@ def refocus(crop: np.ndarray, target: float, *, mask: np.ndarray | None = None, 
         if softer:
             changed = cv2.GaussianBlur(image, (0, 0), sigmaX=0.05 + 2.95 * strength)
         else:
-            changed = _sharpened(image, 4.0 * strength)
+            changed = unsharp_mask(image, 4.0 * strength)
         return changed if weight is None else changed * weight + image * (1.0 - weight)
 
     return _weakest_reaching(filtered, target, softer=softer, iterations=iterations)
@@ -118,7 +119,7 @@ class SharpnessMatching:
         return cls(np.asarray(sources), np.asarray(labels), sharpness(crops), probability=probability)
 
     def medians(self) -> dict[str, dict[str, float]]:
-        """Median sharpness per source and class, for the run's log and metrics."""
+        """Median sharpness per source and class, for the run's log."""
         table: dict[str, dict[str, float]] = {}
         for (source, label), values in self._values.items():
             if len(values):

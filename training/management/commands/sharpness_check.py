@@ -39,7 +39,7 @@ def self_blend_focus_table(pool, sources: list[str], count: int) -> list[str]:
         if not len(reals):
             continue
         chosen = rng.choice(reals, size=min(count, len(reals)), replace=False)
-        faces = sharpness(pool.images[chosen])
+        faces = pool.sharpness[chosen]
         cells = []
         for even_focus in (False, True):
             blends = sharpness(
@@ -105,7 +105,7 @@ class Command(BaseCommand):
             video = is_video[rows]
             scores[video] = self._out_of_fold(options["frames"], [pool.names[row] for row in rows[video]])
             frame_scores = "out of fold"
-        crispness = sharpness(pool.images[rows])
+        crispness = pool.sharpness[rows]
         labels, names = pool.labels[rows], pool.source[rows]
 
         def cell(value: float | None) -> str:
