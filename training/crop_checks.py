@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from django.core.management.base import CommandError
 
 
@@ -35,3 +36,15 @@ def load_model_and_crops(
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(f"{exc} (run prepare_training_data --size {size} first)") from exc
     return classifier, pool
+
+
+def out_of_fold_logits(path: Path, names: list[str]) -> np.ndarray:
+    """The out-of-fold logit in `path` (a run's `video_frames_oof.npz`) of every frame in `names`, in order."""
+    if not path.is_file():
+        raise CommandError(f"no frame scores at {path}")
+    frames = np.load(path, allow_pickle=False)
+    by_name = dict(zip(frames["names"].astype(str).tolist(), frames["logits"].tolist(), strict=True))
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise CommandError(f"{path} has no score for {missing[0]} (and {len(missing) - 1} more): another cache's")
+    return np.asarray([by_name[name] for name in names])

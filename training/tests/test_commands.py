@@ -691,6 +691,28 @@ def test_sharpness_check_relates_the_score_to_focus_per_source(
         _run("sharpness_check", "--weights", str(tiny_v2_run / "image_model.keras"), "--frames", str(stale), *common)
 
 
+def test_ensemble_check_compares_runs_and_their_mean(tiny_sources: dict[str, Path], tiny_v2_run: Path) -> None:
+    common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
+    common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]
+    weights, frames = str(tiny_v2_run / "image_model.keras"), str(tiny_v2_run / "video_frames_oof.npz")
+    # The same run twice: its mean logit is its own, so every cell of the mean equals the run's, and the two
+    # agree perfectly wherever a column has two classes.
+    table = _run("ensemble_check", "--weights", weights, weights, "--frames", frames, frames, *common).splitlines()
+    header = [cell.strip() for cell in table[2].strip("|").split("|")]
+    assert header == ["run", "sdfd-ffhq test", "dfdc-faces test", "frames out of fold, all", "celebdf frames"]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")[1:]] for line in table[4:]}
+    assert list(rows) == [weights, "mean logit of the 2", "score agreement of the first two (Spearman)"]
+    assert rows[weights] == rows["mean logit of the 2"]
+    assert all(cell == "n/a" or 0.0 <= float(cell) <= 1.0 for cell in rows[weights])
+    assert all(cell in ("n/a", "1.000") for cell in rows["score agreement of the first two (Spearman)"])
+    with pytest.raises(CommandError, match="at least two"):
+        _run("ensemble_check", "--weights", weights, *common)
+    with pytest.raises(CommandError, match="one per run"):
+        _run("ensemble_check", "--weights", weights, weights, "--frames", frames, *common)
+    with pytest.raises(CommandError, match="no model file"):
+        _run("ensemble_check", "--weights", weights, str(tiny_sources["root"] / "missing.keras"), *common)
+
+
 def test_rank_correlation_is_spearmans() -> None:
     from training.management.commands.sharpness_check import rank_correlation
 

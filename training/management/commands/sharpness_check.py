@@ -85,7 +85,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
-        from training.crop_checks import load_model_and_crops, source_names
+        from training.crop_checks import load_model_and_crops, out_of_fold_logits, source_names
 
         sources, video_sources = source_names(options["sources"]), source_names(options["video_sources"])
         classifier, pool = load_model_and_crops(
@@ -103,7 +103,7 @@ class Command(BaseCommand):
         frame_scores = "the model itself (frames it may have trained on)"
         if options["frames"] is not None:
             video = is_video[rows]
-            scores[video] = self._out_of_fold(options["frames"], [pool.names[row] for row in rows[video]])
+            scores[video] = out_of_fold_logits(options["frames"], [pool.names[row] for row in rows[video]])
             frame_scores = "out of fold"
         crispness = pool.sharpness[rows]
         labels, names = pool.labels[rows], pool.source[rows]
@@ -135,15 +135,3 @@ class Command(BaseCommand):
         if options["self_blends"] > 0:
             lines += ["", *self_blend_focus_table(pool, [*sources, *video_sources], options["self_blends"])]
         self.stdout.write("\n".join(lines))
-
-    @staticmethod
-    def _out_of_fold(path: Path, names: list[str]) -> np.ndarray:
-        """The out-of-fold score in `path` of every frame in `names`."""
-        if not path.is_file():
-            raise CommandError(f"no frame scores at {path}")
-        frames = np.load(path, allow_pickle=False)
-        by_name = dict(zip(frames["names"].astype(str).tolist(), frames["logits"].tolist(), strict=True))
-        missing = [name for name in names if name not in by_name]
-        if missing:
-            raise CommandError(f"{path} has no score for {missing[0]} (and {len(missing) - 1} more): another cache's")
-        return np.asarray([by_name[name] for name in names])
