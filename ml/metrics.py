@@ -1,4 +1,5 @@
-"""Evaluation and calibration in plain NumPy: ROC/PR curves, AUC, threshold metrics, log-loss, ECE, Platt scaling.
+"""Evaluation and calibration in plain NumPy: ROC/PR curves, AUC, rank correlation, threshold metrics, log-loss, ECE,
+Platt scaling.
 
 Labels are 1 for fake and 0 for real; scores are fake probabilities (or logits, for curves and AUC).
 """
@@ -20,6 +21,16 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
 def logit(probabilities: np.ndarray) -> np.ndarray:
     clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1.0 - EPSILON)
     return np.log(clipped / (1.0 - clipped))
+
+
+def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Spearman's rank correlation (ties broken by order; the scores here are continuous)."""
+    if len(first) < 3:
+        return None
+    ranks = [np.argsort(np.argsort(values)).astype(np.float64) for values in (first, second)]
+    if ranks[0].std() == 0 or ranks[1].std() == 0:
+        return None
+    return float(np.corrcoef(*ranks)[0, 1])
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

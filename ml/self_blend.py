@@ -109,8 +109,8 @@ def self_blend(
     own times a factor drawn evenly in log between 1/2 and 2: the inner face is as often sharper than the face it
     came from as blurrier. Without it (the recipe before 2026-12-03), the source's blur, and above all blending
     two copies a subpixel shift apart, leave four blends in five blurrier than their real face (median 0.58-0.75
-    of its sharpness per source: `manage.py sharpness_check --self-blends 200`), and the model learns "a blurry inner face is fake", which ranks sharp swaps (the Celeb-DF
-    clips') below their real frames.
+    of its sharpness per source: `manage.py sharpness_check --self-blends 200`), and the model learns "a blurry
+    inner face is fake", which ranks sharp swaps (the Celeb-DF clips') below their real frames.
     """
     size = crop.shape[0]
     mask = inner_face_mask(landmarks, size, rng) * float(rng.choice(BLEND_RATIOS))

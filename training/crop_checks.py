@@ -14,21 +14,27 @@ def source_names(text: str) -> tuple[str, ...]:
     return tuple(name for name in text.split(",") if name)
 
 
+def load_classifier(weights: Path):
+    """The Keras classifier in `weights`, or a CommandError where there is no such file."""
+    from ml.image_model import load_keras_model
+
+    if not weights.is_file():
+        raise CommandError(f"no model file at {weights}")
+    return load_keras_model(weights)
+
+
 def load_model_and_crops(
     weights: Path, *, cache: Path, data: Path, sources: tuple[str, ...], video_sources: tuple[str, ...] = ()
 ):
     """(the Keras classifier in `weights`, the `CropPool` of `sources` and `video_sources`), or a CommandError
     that says what is missing."""
-    from ml.image_model import load_keras_model
     from ml.sources import SOURCES
     from ml.train_sources import SourceTrainingConfig, load_crop_pool
 
     unknown = sorted(set(sources + video_sources) - set(SOURCES))
     if unknown or not sources + video_sources:
         raise CommandError(f"unknown or no sources ({', '.join(unknown)}); known: {', '.join(SOURCES)}")
-    if not weights.is_file():
-        raise CommandError(f"no model file at {weights}")
-    classifier = load_keras_model(weights)
+    classifier = load_classifier(weights)
     size = int(classifier.inputs[0].shape[1])
     config = SourceTrainingConfig(sources=sources, video_sources=video_sources, input_size=size)
     try:

@@ -12,6 +12,7 @@ from ml.metrics import (
     choose_uncertain_band,
     expected_calibration_error,
     fit_platt,
+    rank_correlation,
     roc_auc,
     sigmoid,
 )
@@ -121,3 +122,10 @@ def test_real_verdicts_are_capped_per_source_by_the_share_of_its_fakes_below_the
     assert cap_real_verdicts(labels[40:], probabilities[40:], groups[40:], 0.15) == 0.15
     # The edge never goes below 0, the lowest probability there is.
     assert cap_real_verdicts(np.array([1, 1, 0]), np.array([0.0, 0.0, 0.0]), np.array(["x"] * 3), 0.15) == 0.0
+
+
+def test_rank_correlation_is_spearmans() -> None:
+    values = np.asarray([1.0, 2.0, 3.0, 4.0])
+    assert rank_correlation(values, values**3) == pytest.approx(1.0)
+    assert rank_correlation(values, -values) == pytest.approx(-1.0)
+    assert rank_correlation(values[:2], values[:2]) is None

@@ -711,12 +711,3 @@ def test_ensemble_check_compares_runs_and_their_mean(tiny_sources: dict[str, Pat
         _run("ensemble_check", "--weights", weights, weights, "--frames", frames, *common)
     with pytest.raises(CommandError, match="no model file"):
         _run("ensemble_check", "--weights", weights, str(tiny_sources["root"] / "missing.keras"), *common)
-
-
-def test_rank_correlation_is_spearmans() -> None:
-    from training.management.commands.sharpness_check import rank_correlation
-
-    values = np.asarray([1.0, 2.0, 3.0, 4.0])
-    assert rank_correlation(values, values**3) == pytest.approx(1.0)
-    assert rank_correlation(values, -values) == pytest.approx(-1.0)
-    assert rank_correlation(values[:2], values[:2]) is None

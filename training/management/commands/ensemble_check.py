@@ -8,7 +8,7 @@ import numpy as np
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from training.management.commands.sharpness_check import rank_correlation
+from ml.metrics import rank_correlation
 
 
 class Command(BaseCommand):
@@ -39,10 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
 
     def handle(self, *args, **options) -> None:
-        from ml.image_model import load_keras_model
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
-        from training.crop_checks import load_model_and_crops, out_of_fold_logits, source_names
+        from training.crop_checks import load_classifier, load_model_and_crops, out_of_fold_logits, source_names
 
         weights, frames = options["weights"], options["frames"]
         if len(weights) < 2:
@@ -62,9 +61,7 @@ class Command(BaseCommand):
         scores = []  # per run: test crops' logits, then its out-of-fold frame logits
         for number, path in enumerate(weights):
             if number:
-                if not path.is_file():
-                    raise CommandError(f"no model file at {path}")
-                classifier = load_keras_model(path)
+                classifier = load_classifier(path)
                 if int(classifier.inputs[0].shape[1]) != size:
                     raise CommandError(f"{path} takes {classifier.inputs[0].shape[1]} px crops, {weights[0]} {size}")
             logits = predict_rows(classifier, pool, tests)["logits"]

@@ -8,17 +8,8 @@ import numpy as np
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ml.metrics import rank_correlation
 from ml.sharpness import sharpness
-
-
-def rank_correlation(first: np.ndarray, second: np.ndarray) -> float | None:
-    """Spearman's rank correlation (ties broken by order; the scores here are continuous)."""
-    if len(first) < 3:
-        return None
-    ranks = [np.argsort(np.argsort(values)).astype(np.float64) for values in (first, second)]
-    if ranks[0].std() == 0 or ranks[1].std() == 0:
-        return None
-    return float(np.corrcoef(*ranks)[0, 1])
 
 
 def self_blend_focus_table(pool, sources: list[str], count: int) -> list[str]:
