@@ -13,7 +13,9 @@ The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sourc
    the video model needs frame scores of videos the frame encoder never saw. So stage 2 (a short fine-tune
    from stage 1 on the mixture plus video frames and self-blends of real frames) runs once per fold of whole
    video groups (`ml.sources.VIDEO_FOLDS`), each scoring the frames of the fold it left out, and once on
-   every video group: that last one is the shipped model. Every video-frame figure is out-of-fold.
+   every video group: that last one is the shipped model. Every video-frame figure is out-of-fold. With no
+   stage 2 (`stage2_steps=0`), the shipped model is stage 1, which never saw a video, and its scores of the
+   frames are the held-out ones.
 3. **Decision.** Isotonic calibration (`ml.calibration`), the threshold (capped at a 5% false-positive rate on every real source)
    and the uncertain band are chosen on the `calibration` split of every image source, each source weighing
    the same. The out-of-fold video frames are reported, and are what the video model calibrates its own
@@ -601,9 +603,10 @@ def train_image_on_sources(
     monitor_rows = _rows(pool, splits=("calibration",), sources=trained_sources)
     stage1_monitor = auc_by_source(pool, monitor_rows, predict_rows(classifier, pool, monitor_rows)["logits"])
     say(f"stage 1, calibration-split ROC-AUC by source: {stage1_monitor}")
-    stage1_video = {}
+    stage1_video, stage1_video_outputs = {}, None
     if len(video_rows):
-        stage1_video = auc_by_source(pool, video_rows, predict_rows(classifier, pool, video_rows)["logits"])
+        stage1_video_outputs = predict_rows(classifier, pool, video_rows)
+        stage1_video = auc_by_source(pool, video_rows, stage1_video_outputs["logits"])
         say(f"stage 1, video frames (never trained on) ROC-AUC: {stage1_video}")
 
     def stage2(train_video_rows: np.ndarray, label: str, seed: int) -> None:
@@ -621,6 +624,10 @@ def train_image_on_sources(
         )
 
     oof = {"logits": np.full(len(video_rows), np.nan), "embeddings": None, "manipulation": None}
+    if stage1_video_outputs is not None and config.stage2_steps == 0:
+        # No video stage: the shipped model is stage 1, which has seen no video at all, so its scores of every
+        # video frame are held out already, and the hour cross-fitting would take goes to stage 1 instead.
+        oof = dict(stage1_video_outputs)
     fold_names = sorted({str(value) for value in pool.split[video_rows]})
     if len(video_rows) and config.cross_fit and config.stage2_steps > 0:
         for number, fold in enumerate(fold_names, start=1):

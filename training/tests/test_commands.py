@@ -433,6 +433,40 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
 
 
 @pytest.mark.django_db
+def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_saw_a_video(
+    tiny_sources: dict[str, Path],
+) -> None:
+    run = tiny_sources["root"] / "run-stage1-only"
+    _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--video-sources",
+        "celebdf",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        *TINY_V2,
+        "--stage1-steps",
+        "2",
+        "--stage2-steps",
+        "0",
+        "--out",
+        str(run),
+        "--no-register",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert list(saved["metrics"]["curves"]) == ["stage1"]
+    oof = np.load(run / "video_frames_oof.npz")
+    assert len(oof["logits"]) == 4 * 6 and np.isfinite(oof["logits"]).all()
+    assert oof["embeddings"].shape == (4 * 6, 8)
+    # The frames' figure is then stage 1's own: the same model, the same frames.
+    held_out = saved["metrics"]["held_out"]["video_frames_oof_auc"]
+    assert held_out == saved["metrics"]["stage1_video_frames_auc"]
+
+
+@pytest.mark.django_db
 def test_a_run_on_every_source_registers_and_activates_with_its_decision(tiny_sources: dict[str, Path]) -> None:
     run = tiny_sources["root"] / "run-registered"
     output = _run(

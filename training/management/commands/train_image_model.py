@@ -73,7 +73,12 @@ class Command(BaseCommand):
         )
         recipe.add_argument("--input-size", type=int, default=160, help="crop side in pixels (default 160)")
         recipe.add_argument("--stage1-steps", type=int, default=3000)
-        recipe.add_argument("--stage2-steps", type=int, default=500)
+        recipe.add_argument(
+            "--stage2-steps",
+            type=int,
+            default=500,
+            help="steps of each video stage-2 run (0: no video stage; stage 1 ships and scores every frame held out)",
+        )
         recipe.add_argument("--stage1-learning-rate", type=float, default=3e-4)
         recipe.add_argument("--stage2-learning-rate", type=float, default=1e-4)
         recipe.add_argument("--no-self-blended", action="store_true", help="no self-blended stream")
