@@ -13,9 +13,9 @@ The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sourc
    the video model needs frame scores of videos the frame encoder never saw. So stage 2 (a short fine-tune
    from stage 1 on the mixture plus video frames and self-blends of real frames) runs once per fold of whole
    video groups (`ml.sources.VIDEO_FOLDS`), each scoring the frames of the fold it left out, and once on
-   every video group: that last one is the shipped model. Every video-frame figure is out-of-fold. With no
-   stage 2 (`stage2_steps=0`), the shipped model is stage 1, which never saw a video, and its scores of the
-   frames are the held-out ones.
+   every video group: that last one is the run's model. Every video-frame figure is out-of-fold. With no
+   stage 2 (`stage2_steps=0`, the shipped recipe since 2026-12-03: `make train`), the run's model is stage 1,
+   which never saw a video, and its scores of the frames are the held-out ones.
 3. **Decision.** Isotonic calibration (`ml.calibration`), the threshold (capped at a 5% false-positive rate on every real source)
    and the uncertain band are chosen on the `calibration` split of every image source, each source weighing
    the same. The out-of-fold video frames are reported, and are what the video model calibrates its own

@@ -303,28 +303,37 @@ TINY_V2 = [
 ]
 
 
+def _train_on_tiny_sources(tiny_sources: dict[str, Path], run: Path, *options: str) -> str:
+    """`train_image_model` by the v2 recipe on the miniature sdfd-ffhq and dfdc-faces, into `run`."""
+    return _run(
+        "train_image_model",
+        "--sources",
+        "sdfd-ffhq,dfdc-faces",
+        "--data",
+        str(tiny_sources["data"]),
+        "--cache",
+        str(tiny_sources["cache"]),
+        *options,
+        "--out",
+        str(run),
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_v2_run(tiny_sources: dict[str, Path], django_db_setup, django_db_blocker) -> Path:
     """A tiny image model trained by the v2 recipe on the miniature sources (not registered)."""
     run = tiny_sources["root"] / "run-v2"
     with django_db_blocker.unblock():
-        output = _run(
-            "train_image_model",
-            "--sources",
-            "sdfd-ffhq,dfdc-faces",
+        output = _train_on_tiny_sources(
+            tiny_sources,
+            run,
             "--video-sources",
             "celebdf",
-            "--data",
-            str(tiny_sources["data"]),
-            "--cache",
-            str(tiny_sources["cache"]),
             *TINY_V2,
             "--stage1-steps",
             "2",
             "--stage2-steps",
             "1",
-            "--out",
-            str(run),
             "--no-register",
         )
     assert "threshold" in output
@@ -437,23 +446,16 @@ def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_sa
     tiny_sources: dict[str, Path],
 ) -> None:
     run = tiny_sources["root"] / "run-stage1-only"
-    _run(
-        "train_image_model",
-        "--sources",
-        "sdfd-ffhq,dfdc-faces",
+    _train_on_tiny_sources(
+        tiny_sources,
+        run,
         "--video-sources",
         "celebdf",
-        "--data",
-        str(tiny_sources["data"]),
-        "--cache",
-        str(tiny_sources["cache"]),
         *TINY_V2,
         "--stage1-steps",
         "2",
         "--stage2-steps",
         "0",
-        "--out",
-        str(run),
         "--no-register",
     )
     saved = json.loads((run / "metrics.json").read_text())
@@ -469,21 +471,14 @@ def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_sa
 @pytest.mark.django_db
 def test_a_run_on_every_source_registers_and_activates_with_its_decision(tiny_sources: dict[str, Path]) -> None:
     run = tiny_sources["root"] / "run-registered"
-    output = _run(
-        "train_image_model",
-        "--sources",
-        "sdfd-ffhq,dfdc-faces",
+    output = _train_on_tiny_sources(
+        tiny_sources,
+        run,
         "--video-sources",
         "",
-        "--data",
-        str(tiny_sources["data"]),
-        "--cache",
-        str(tiny_sources["cache"]),
         *TINY_V2,
         "--stage1-steps",
         "1",
-        "--out",
-        str(run),
         "--model-version",
         "2.0.0-test",
         "--activate",
@@ -499,26 +494,19 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
     tiny_sources: dict[str, Path],
 ) -> None:
     run = tiny_sources["root"] / "run-loso"
-    _run(
-        "train_image_model",
-        "--sources",
-        "sdfd-ffhq,dfdc-faces",
+    _train_on_tiny_sources(
+        tiny_sources,
+        run,
         "--leave-out",
         "sdfd-ffhq",
         "--video-sources",
         "",
-        "--data",
-        str(tiny_sources["data"]),
-        "--cache",
-        str(tiny_sources["cache"]),
         *TINY_V2,
         "--stage1-steps",
         "1",
         "--sharpness-matching",
         "0.5",
         "--even-blend-focus",
-        "--out",
-        str(run),
     )
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["metrics"]["config"]["leave_out"] == "sdfd-ffhq"
@@ -546,16 +534,11 @@ def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources:
     assert norms and not any(layer.trainable for layer in norms)
     assert not classifier.get_layer("block_5_project").trainable and classifier.get_layer("block_6_expand").trainable
     run = tiny_sources["root"] / "run-mnv2"
-    _run(
-        "train_image_model",
-        "--sources",
-        "sdfd-ffhq,dfdc-faces",
+    _train_on_tiny_sources(
+        tiny_sources,
+        run,
         "--video-sources",
         "",
-        "--data",
-        str(tiny_sources["data"]),
-        "--cache",
-        str(tiny_sources["cache"]),
         "--input-size",
         "48",
         "--embedding-dim",
@@ -566,8 +549,6 @@ def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources:
         "1",
         "--backbone-weights",
         str(weights),
-        "--out",
-        str(run),
         "--no-register",
     )
     saved = json.loads((run / "metrics.json").read_text())

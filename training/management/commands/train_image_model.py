@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 class Command(BaseCommand):
     help = (
         "Train the image model. With --sources (the v2 recipe, ml/train_sources.py): an ImageNet-pretrained "
-        "backbone fine-tuned on a balanced mixture of every named source and self-blended faces, then on video "
-        "frames in cross-fitted folds, calibrated and thresholded on held-out data of all sources together; "
+        "backbone fine-tuned on a balanced mixture of every named source and self-blended faces, then (unless "
+        "--stage2-steps 0) on video frames in cross-fitted folds, calibrated and thresholded on held-out data of all sources together; "
         "crops come from prepare_training_data. Without it (the v1 recipe): one source's train and val caches "
         "from prepare_faces. Saves weights + metrics.json + plots under --out and registers a ModelVersion "
         "(--activate makes it the active image model)."
