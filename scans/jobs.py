@@ -47,15 +47,30 @@ def analyze_scan(scan_id: str) -> str:
         return "skipped"
     try:
         return scan_analyze(scan_id=scan_id)
-    except JobTimeoutException:
-        scan_mark_failed(scan_id=scan_id, error_message=_timeout_message(scan_id))
-        raise
     except Scan.DoesNotExist:
         logger.info("Scan %s was deleted while it was being analysed", scan_id)
         return "skipped"
     except Exception as exc:
+        timeout = _timeout_behind(exc)
+        if timeout is not None:
+            scan_mark_failed(scan_id=scan_id, error_message=_timeout_message(scan_id))
+            if timeout is exc:
+                raise
+            raise timeout from exc  # RQ records the timeout; the traceback keeps TensorFlow's wrapper
         scan_mark_failed(scan_id=scan_id, error_message=failure_message(exc, scan_id=scan_id))
         return "failed"
+
+
+def _timeout_behind(exc: BaseException) -> JobTimeoutException | None:
+    """RQ's timeout, whether raised as it is or wrapped: RQ's alarm can go off inside a tf.function call, and
+    TensorFlow re-raises whatever interrupts one as its own TypeError (`raise TypeError(...) from e`)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, JobTimeoutException):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def failure_message(exc: Exception, *, scan_id: uuid.UUID | str) -> str:

@@ -170,6 +170,27 @@ def test_a_job_past_its_timeout_fails_the_scan_saying_so(
     assert Job.fetch(scan.job_id, connection=scan_queue().connection).get_status() == JobStatus.FAILED
 
 
+def test_a_timeout_that_tensorflow_wrapped_still_fails_the_scan_as_a_timeout(alice, monkeypatch):
+    """RQ's alarm can go off inside a tf.function call, which re-raises it as a TypeError (seen on a slow machine)."""
+    from scans import jobs
+
+    scan = make_scan_row(alice, status=Scan.Status.QUEUED, kind=Scan.Kind.VIDEO)
+
+    def analyze_until_the_alarm(**kwargs):
+        try:
+            raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+        except JobTimeoutException as alarm:
+            raise TypeError(f"Binding inputs to tf.function failed due to `{alarm}`") from alarm
+
+    monkeypatch.setattr(jobs, "scan_analyze", analyze_until_the_alarm)
+
+    with pytest.raises(JobTimeoutException):
+        analyze_scan(str(scan.id))
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.FAILED
+    assert "did not finish within" in scan.error_message
+
+
 def test_the_failure_callback_fails_a_scan_the_job_left_processing(alice, redis_conn):
     scan = make_scan_row(alice, job_id="scan-callback")
     scan_mark_processing(scan_id=scan.id)
