@@ -93,7 +93,7 @@ train-loso: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py prepare_training_data --data $(DATA)
 	for source in sdfd-ffhq dfdc-faces stylegan-celeba; do \
 	  nice -n 10 $(BIN)/python manage.py train_image_model --sources $(SOURCES) --leave-out $$source --data $(DATA) \
-	    --stage1-steps 1200 --no-cross-fit --out var/ml/runs/loso-$$source --seed 0 || exit 1; done
+	    --stage1-steps 1200 --stage2-steps 0 --out var/ml/runs/loso-$$source --seed 0 || exit 1; done
 
 # Both model cards' figures (held-out image sets through the scan pipeline, v1 beside v2, the LOSO runs where
 # `make train-loso` made them; every held-out video); writes var/ml/report/ and the cards' tables.

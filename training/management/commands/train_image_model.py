@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 class Command(BaseCommand):
     help = (
         "Train the image model. With --sources (the v2 recipe, ml/train_sources.py): an ImageNet-pretrained "
-        "backbone fine-tuned on a balanced mixture of every named source and self-blended faces, then (unless "
-        "--stage2-steps 0) on video frames in cross-fitted folds, calibrated and thresholded on held-out data of all sources together; "
+        "backbone fine-tuned on a balanced mixture of every named source and self-blended faces (with --stage2-steps "
+        "N, then on video frames in cross-fitted folds), calibrated and thresholded on held-out data of all sources together; "
         "crops come from prepare_training_data. Without it (the v1 recipe): one source's train and val caches "
         "from prepare_faces. Saves weights + metrics.json + plots under --out and registers a ModelVersion "
         "(--activate makes it the active image model)."
@@ -72,12 +72,13 @@ class Command(BaseCommand):
             help="first MobileNetV2 layer to fine-tune ('all' for every layer; batch norm always stays frozen)",
         )
         recipe.add_argument("--input-size", type=int, default=160, help="crop side in pixels (default 160)")
-        recipe.add_argument("--stage1-steps", type=int, default=3000)
+        recipe.add_argument("--stage1-steps", type=int, default=3800)
         recipe.add_argument(
             "--stage2-steps",
             type=int,
-            default=500,
-            help="steps of each video stage-2 run (0: no video stage; stage 1 ships and scores every frame held out)",
+            default=0,
+            help="steps of each video stage-2 run (default 0: no video stage, stage 1 ships and scores every frame "
+            "held out; the 12-02 recipe used 500, cross-fitted)",
         )
         recipe.add_argument("--stage1-learning-rate", type=float, default=3e-4)
         recipe.add_argument("--stage2-learning-rate", type=float, default=1e-4)
