@@ -441,23 +441,30 @@ def test_the_evaluation_report_scores_every_held_out_set_and_writes_the_cards_ta
         assert "| celebdf (4) |" in cards["video"].read_text()
 
 
-@pytest.mark.django_db
-def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_saw_a_video(
-    tiny_sources: dict[str, Path],
-) -> None:
+@pytest.fixture(scope="module")
+def tiny_stage1_run(tiny_sources: dict[str, Path], django_db_setup, django_db_blocker) -> Path:
+    """A tiny image model trained by the shipped v2 recipe, stage 1 alone (not registered)."""
     run = tiny_sources["root"] / "run-stage1-only"
-    _train_on_tiny_sources(
-        tiny_sources,
-        run,
-        "--video-sources",
-        "celebdf",
-        *TINY_V2,
-        "--stage1-steps",
-        "2",
-        "--stage2-steps",
-        "0",
-        "--no-register",
-    )
+    with django_db_blocker.unblock():
+        _train_on_tiny_sources(
+            tiny_sources,
+            run,
+            "--video-sources",
+            "celebdf",
+            *TINY_V2,
+            "--stage1-steps",
+            "2",
+            "--stage2-steps",
+            "0",
+            "--no-register",
+        )
+    return run
+
+
+def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_saw_a_video(
+    tiny_stage1_run: Path,
+) -> None:
+    run = tiny_stage1_run
     saved = json.loads((run / "metrics.json").read_text())
     assert list(saved["metrics"]["curves"]) == ["stage1"]
     oof = np.load(run / "video_frames_oof.npz")
@@ -722,7 +729,41 @@ def test_ensemble_check_compares_runs_and_their_mean(tiny_sources: dict[str, Pat
     assert all(cell in ("n/a", "1.000") for cell in rows["score agreement of the first two (Spearman)"])
     with pytest.raises(CommandError, match="at least two"):
         _run("ensemble_check", "--weights", weights, *common)
+    # The cross-fitted run's frame scores are its fold models': its mirrored frames have no held-out score.
+    with pytest.raises(CommandError, match="cannot be scored held out"):
+        _run("ensemble_check", "--weights", weights, "--frames", frames, "--mirror", *common)
     with pytest.raises(CommandError, match="one per run"):
         _run("ensemble_check", "--weights", weights, weights, "--frames", frames, *common)
     with pytest.raises(CommandError, match="no model file"):
         _run("ensemble_check", "--weights", weights, str(tiny_sources["root"] / "missing.keras"), *common)
+
+
+def test_ensemble_check_mirror_scores_each_face_both_ways_and_their_mean(
+    tiny_sources: dict[str, Path], tiny_stage1_run: Path
+) -> None:
+    common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
+    common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]
+    weights, frames = str(tiny_stage1_run / "image_model.keras"), str(tiny_stage1_run / "video_frames_oof.npz")
+    # Stage 1 alone scored the frames itself, so one run is enough: as they are, mirrored, and the mean.
+    table = _run("ensemble_check", "--weights", weights, "--frames", frames, "--mirror", *common).splitlines()
+    assert "each face as it is and mirrored" in table[0]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")[1:]] for line in table[4:]}
+    assert list(rows) == [
+        weights,
+        f"{weights}, mirrored",
+        f"{weights}, mean of it and its mirror",
+        "score agreement of the first two (Spearman)",
+    ]
+    # The plain view is what the run saved: the same frame figure as its metrics.json.
+    saved = json.loads((tiny_stage1_run / "metrics.json").read_text())["metrics"]["held_out"]
+    celebdf_frames = rows[weights][3]
+    expected = saved["video_frames_oof_auc"]["celebdf"]
+    if expected is None:
+        assert celebdf_frames == "n/a"
+    else:
+        assert float(celebdf_frames) == pytest.approx(expected, abs=1e-3)
+    for name in (f"{weights}, mirrored", f"{weights}, mean of it and its mirror"):
+        assert all(cell == "n/a" or 0.0 <= float(cell) <= 1.0 for cell in rows[name])
+    assert all(
+        cell == "n/a" or -1.0 <= float(cell) <= 1.0 for cell in rows["score agreement of the first two (Spearman)"]
+    )

@@ -1,7 +1,9 @@
-"""`manage.py ensemble_check`: how far apart runs of one recipe are (seeds), and what averaging them gives."""
+"""`manage.py ensemble_check`: how far apart runs of one recipe are (seeds), and what averaging them gives; with
+`--mirror`, what averaging each face with its mirror image gives (test-time augmentation)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,9 @@ class Command(BaseCommand):
         "out-of-fold video frame scores from its --frames file; print, as a Markdown table, each run's ROC-AUC "
         "per source, that of the runs' mean logit, and how closely the first two runs' scores agree (Spearman). "
         "Two seeds of one recipe that disagree on a source mean its figure is mostly noise; a mean that beats "
-        "both is what an ensemble of them would gain."
+        "both is what an ensemble of them would gain. With --mirror, each run also scores every crop mirrored left "
+        "to right and the table adds that view and the mean of the two views per run (one --weights is enough): "
+        "what test-time flipping, at twice the per-face cost, would gain."
     )
     requires_system_checks: list[str] = []
 
@@ -37,15 +41,20 @@ class Command(BaseCommand):
         parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
         parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
         parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
+        parser.add_argument(
+            "--mirror",
+            action="store_true",
+            help="also score each crop mirrored left to right, and the mean of each run's two views",
+        )
 
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
         from training.crop_checks import load_classifier, load_model_and_crops, out_of_fold_logits, source_names
 
-        weights, frames = options["weights"], options["frames"]
-        if len(weights) < 2:
-            raise CommandError("give at least two --weights files to compare")
+        weights, frames, mirror = options["weights"], options["frames"], options["mirror"]
+        if len(weights) < 2 and not mirror:
+            raise CommandError("give at least two --weights files to compare (or one with --mirror)")
         if frames and len(frames) != len(weights):
             raise CommandError(f"{len(frames)} --frames files for {len(weights)} --weights files: give one per run")
         sources = source_names(options["sources"])
@@ -57,19 +66,28 @@ class Command(BaseCommand):
         videos = np.flatnonzero(np.isin(pool.source, video_sources))
         if not len(tests):
             raise CommandError("the cache holds no test crops of these sources")
+        # A view, not a copy: the batches are cast to float32 (copied) one at a time anyway.
+        mirrored = replace(pool, images=pool.images[:, :, ::-1]) if mirror else None
         size = int(classifier.inputs[0].shape[1])
-        scores = []  # per run: test crops' logits, then its out-of-fold frame logits
+        views = []  # (title, logits of the test crops then of the frames): a run's plain view first
         for number, path in enumerate(weights):
             if number:
                 classifier = load_classifier(path)
                 if int(classifier.inputs[0].shape[1]) != size:
                     raise CommandError(f"{path} takes {classifier.inputs[0].shape[1]} px crops, {weights[0]} {size}")
             logits = predict_rows(classifier, pool, tests)["logits"]
+            flipped = predict_rows(classifier, mirrored, tests)["logits"] if mirror else None
             if frames:
-                logits = np.concatenate(
-                    [logits, out_of_fold_logits(frames[number], [pool.names[row] for row in videos])]
-                )
-            scores.append(logits)
+                held_out = out_of_fold_logits(frames[number], [pool.names[row] for row in videos])
+                logits = np.concatenate([logits, held_out])
+                if mirror:
+                    flipped = np.concatenate(
+                        [flipped, _held_out_mirror_logits(classifier, pool, mirrored, videos, held_out, path)]
+                    )
+            views.append((str(path), logits))
+            if mirror:
+                views.append((f"{path}, mirrored", flipped))
+                views.append((f"{path}, mean of it and its mirror", (logits + flipped) / 2))
         rows = np.concatenate([tests, videos])
         labels, names = pool.labels[rows], pool.source[rows]
         is_frame = np.isin(names, video_sources)
@@ -83,18 +101,36 @@ class Command(BaseCommand):
             return "n/a" if value is None else f"{value:.3f}"
 
         lines = [
-            f"ROC-AUC of {len(weights)} runs on the cached test crops"
+            f"ROC-AUC of {len(weights)} run{'s' if len(weights) > 1 else ''} on the cached test crops"
             + (" and their out-of-fold video frames" if frames else "")
+            + (", each face as it is and mirrored" if mirror else "")
             + f" ({len(rows)} faces):",
             "",
             "| run | " + " | ".join(title for title, _ in columns) + " |",
             "|---|" + "---|" * len(columns),
         ]
-        named = [(str(path), logits) for path, logits in zip(weights, scores, strict=True)]
-        named.append((f"mean logit of the {len(weights)}", np.mean(scores, axis=0)))
-        for title, logits in named:
+        plain = views[:: 3 if mirror else 1]
+        if len(weights) > 1:
+            views.append((f"mean logit of the {len(weights)}", np.mean([logits for _, logits in plain], axis=0)))
+        for title, logits in views:
             cells = [cell(roc_auc(labels[members], logits[members])) for _, members in columns]
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
-        agreement = [cell(rank_correlation(scores[0][members], scores[1][members])) for _, members in columns]
+        # With --mirror the first two views are a run and its mirror: how much flipping changes a face's rank.
+        first, second = views[0][1], views[1][1]
+        agreement = [cell(rank_correlation(first[members], second[members])) for _, members in columns]
         lines.append("| score agreement of the first two (Spearman) | " + " | ".join(agreement) + " |")
         self.stdout.write("\n".join(lines))
+
+
+def _held_out_mirror_logits(classifier, pool, mirrored, videos: np.ndarray, held_out: np.ndarray, path) -> np.ndarray:
+    """The run's own logits of the mirrored video frames, which are held out only when the run's model never
+    trained on a video (no video stage): then its scores of the frames as they are equal the out-of-fold ones."""
+    from ml.train_sources import predict_rows
+
+    own = predict_rows(classifier, pool, videos)["logits"]
+    if not np.allclose(own, held_out, atol=1e-3):
+        raise CommandError(
+            f"{path} trained on video frames (its out-of-fold frame scores are its fold models', not its own), "
+            "so its mirrored frames cannot be scored held out: leave out --frames, or --mirror"
+        )
+    return predict_rows(classifier, mirrored, videos)["logits"]
