@@ -319,23 +319,29 @@ def _train_on_tiny_sources(tiny_sources: dict[str, Path], run: Path, *options: s
     )
 
 
+def _train_tiny_on_photos_and_videos(tiny_sources: dict[str, Path], run: Path, *, stage2_steps: int) -> str:
+    """Two stage-1 steps on the miniature photos with the celebdf videos' frames held out, then `stage2_steps`
+    of the cross-fitted video stage (0: none, the shipped recipe); not registered."""
+    return _train_on_tiny_sources(
+        tiny_sources,
+        run,
+        "--video-sources",
+        "celebdf",
+        *TINY_V2,
+        "--stage1-steps",
+        "2",
+        "--stage2-steps",
+        str(stage2_steps),
+        "--no-register",
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_v2_run(tiny_sources: dict[str, Path], django_db_setup, django_db_blocker) -> Path:
     """A tiny image model trained by the v2 recipe on the miniature sources (not registered)."""
     run = tiny_sources["root"] / "run-v2"
     with django_db_blocker.unblock():
-        output = _train_on_tiny_sources(
-            tiny_sources,
-            run,
-            "--video-sources",
-            "celebdf",
-            *TINY_V2,
-            "--stage1-steps",
-            "2",
-            "--stage2-steps",
-            "1",
-            "--no-register",
-        )
+        output = _train_tiny_on_photos_and_videos(tiny_sources, run, stage2_steps=1)
     assert "threshold" in output
     return run
 
@@ -446,18 +452,7 @@ def tiny_stage1_run(tiny_sources: dict[str, Path], django_db_setup, django_db_bl
     """A tiny image model trained by the shipped v2 recipe, stage 1 alone (not registered)."""
     run = tiny_sources["root"] / "run-stage1-only"
     with django_db_blocker.unblock():
-        _train_on_tiny_sources(
-            tiny_sources,
-            run,
-            "--video-sources",
-            "celebdf",
-            *TINY_V2,
-            "--stage1-steps",
-            "2",
-            "--stage2-steps",
-            "0",
-            "--no-register",
-        )
+        _train_tiny_on_photos_and_videos(tiny_sources, run, stage2_steps=0)
     return run
 
 
