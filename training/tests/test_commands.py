@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -759,6 +760,19 @@ def test_ensemble_check_mirror_scores_each_face_both_ways_and_their_mean(
         assert float(celebdf_frames) == pytest.approx(expected, abs=1e-3)
     for name in (f"{weights}, mirrored", f"{weights}, mean of it and its mirror"):
         assert all(cell == "n/a" or 0.0 <= float(cell) <= 1.0 for cell in rows[name])
+    # "Mirrored" is the model's own score of each test crop flipped left to right (its width axis), computed
+    # here beside the command: the DFDC column is the ROC-AUC of those scores.
+    from ml.metrics import roc_auc
+    from ml.train_sources import predict_rows
+    from training.crop_checks import load_model_and_crops
+
+    classifier, pool = load_model_and_crops(
+        Path(weights), cache=tiny_sources["cache"], data=tiny_sources["data"], sources=("sdfd-ffhq", "dfdc-faces")
+    )
+    dfdc = np.flatnonzero((pool.split == "test") & (pool.source == "dfdc-faces"))
+    flipped = predict_rows(classifier, replace(pool, images=np.flip(pool.images, axis=2)), dfdc)["logits"]
+    expected = roc_auc(pool.labels[dfdc], flipped)
+    assert rows[f"{weights}, mirrored"][1] == ("n/a" if expected is None else f"{expected:.3f}")
     assert all(
         cell == "n/a" or -1.0 <= float(cell) <= 1.0 for cell in rows["score agreement of the first two (Spearman)"]
     )

@@ -21,7 +21,8 @@ class Command(BaseCommand):
         "Two seeds of one recipe that disagree on a source mean its figure is mostly noise; a mean that beats "
         "both is what an ensemble of them would gain. With --mirror, each run also scores every crop mirrored left "
         "to right and the table adds that view and the mean of the two views per run (one --weights is enough): "
-        "what test-time flipping, at twice the per-face cost, would gain."
+        "what test-time flipping, at twice the per-face cost, would gain; the agreement row then compares the first "
+        "run with its mirror."
     )
     requires_system_checks: list[str] = []
 
@@ -69,7 +70,8 @@ class Command(BaseCommand):
         # A view, not a copy: the batches are cast to float32 (copied) one at a time anyway.
         mirrored = replace(pool, images=pool.images[:, :, ::-1]) if mirror else None
         size = int(classifier.inputs[0].shape[1])
-        views = []  # (title, logits of the test crops then of the frames): a run's plain view first
+        plain = []  # per run: logits of the test crops, then of the frames, each face as it is
+        views = []  # (title, those logits): every row of the table
         for number, path in enumerate(weights):
             if number:
                 classifier = load_classifier(path)
@@ -84,6 +86,7 @@ class Command(BaseCommand):
                     flipped = np.concatenate(
                         [flipped, _held_out_mirror_logits(classifier, pool, mirrored, videos, held_out, path)]
                     )
+            plain.append(logits)
             views.append((str(path), logits))
             if mirror:
                 views.append((f"{path}, mirrored", flipped))
@@ -109,9 +112,8 @@ class Command(BaseCommand):
             "| run | " + " | ".join(title for title, _ in columns) + " |",
             "|---|" + "---|" * len(columns),
         ]
-        plain = views[:: 3 if mirror else 1]
         if len(weights) > 1:
-            views.append((f"mean logit of the {len(weights)}", np.mean([logits for _, logits in plain], axis=0)))
+            views.append((f"mean logit of the {len(weights)}", np.mean(plain, axis=0)))
         for title, logits in views:
             cells = [cell(roc_auc(labels[members], logits[members])) for _, members in columns]
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
