@@ -75,16 +75,17 @@ test: $(VENV)/.dev-installed test-packages
 # `manage.py ship_model` (see the cards) copies a run into ml/weights/. On 2 CPU cores: crops ~12 minutes the
 # first time (cached after), the image model ~55 minutes, the video model a few minutes. The image model is
 # stage 1 alone, 3,800 steps: no video stage, which scored held-out video frames worse (image card, *Stage 1
-# alone*), so the hour it took goes to stage 1 and every video frame stays held out for the video model.
+# alone*), so the hour it took goes to stage 1 and every video frame stays held out for the video model. Every
+# face is scored with its mirror image (test-time flipping, the recipe's default since 2026-12-06: 2.1.0).
 SOURCES := stylegan-celeba,sdfd-ffhq,dfdc-faces
 IMAGE_RUN := var/ml/runs/image-v2
 train: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py prepare_training_data --data $(DATA)
 	nice -n 10 $(BIN)/python manage.py train_image_model --sources $(SOURCES) --data $(DATA) --out $(IMAGE_RUN) \
-	  --stage1-steps 3800 --stage2-steps 0 --seed 0 --model-version 2.0.0 --activate
+	  --stage1-steps 3800 --stage2-steps 0 --seed 0 --model-version 2.1.0 --activate
 	$(BIN)/python manage.py train_video_model --image-run $(IMAGE_RUN) --out var/ml/runs/video-v2 \
-	  --seed 0 --model-version 2.0.0 --activate
+	  --seed 0 --model-version 2.1.0 --activate
 
 # Leave-one-source-out: the image recipe trained once without each image source, scored on it by `make evaluate`.
 # Stage 1 gets the 1,200 steps of the recipe experiments, not the shipped 3,000, and no cross-fitting, so that
@@ -95,12 +96,12 @@ train-loso: $(VENV)/.runtime-installed
 	  nice -n 10 $(BIN)/python manage.py train_image_model --sources $(SOURCES) --leave-out $$source --data $(DATA) \
 	    --stage1-steps 1200 --stage2-steps 0 --out var/ml/runs/loso-$$source --seed 0 || exit 1; done
 
-# Both model cards' figures (held-out image sets through the scan pipeline, v1 beside v2, the LOSO runs where
+# Both model cards' figures (held-out image sets through the scan pipeline, 2.0.0 and v1 beside 2.1.0, the LOSO runs where
 # `make train-loso` made them; every held-out video); writes var/ml/report/ and the cards' tables.
 evaluate: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py register_shipped_models --keep-active
-	$(BIN)/python manage.py evaluate_report --data $(DATA) --compare unmask-image@1.0.0 --record \
+	$(BIN)/python manage.py evaluate_report --data $(DATA) --compare unmask-image@2.0.0 --compare unmask-image@1.0.0 --record \
 	  --card ml/weights/MODEL_CARD_image.md --video-card ml/weights/MODEL_CARD_video.md \
 	  $$(for source in $$(echo $(SOURCES) | tr , ' '); do \
 	    [ -f var/ml/runs/loso-$$source/image_model.keras ] && echo --left-out $$source=var/ml/runs/loso-$$source; done)

@@ -59,7 +59,9 @@ class NaivePipeline:
         probabilities = []
         for face in faces:
             crop = crop_square(image, face.box, model.crop_rule)
-            logit = _first(model.classifier.predict(crop[None].astype(np.float32), verbose=0)).reshape(-1)
+            logit = _views_mean(
+                lambda view: _first(model.classifier.predict(view, verbose=0)).reshape(-1), crop, model.test_time_flip
+            )
             probabilities.append(float(model.calibrate(logit)[0]))
         finished = time.perf_counter()
         probability = max(probabilities) if probabilities else None
@@ -112,13 +114,21 @@ class NaivePipeline:
             embeddings, logits = [], []
             for frame_position, face in zip(track.frame_positions, track.faces, strict=True):
                 crop = crops_per_frame[frame_position][faces_per_frame[frame_position].index(face)]
-                batch = crop[None].astype(np.float32)
                 if video_model is not None:
                     # (embedding, logit), and the manipulation-type probabilities after them where there is a head.
-                    embedding, logit = video_model.frame_encoder.predict(batch, verbose=0)[:2]
+                    embedding, logit = _views_mean(
+                        lambda view: video_model.frame_encoder.predict(view, verbose=0),
+                        crop,
+                        video_model.test_time_flip,
+                    )[:2]
                 else:
+                    classifier = self.analyzer.image_model.classifier
                     embedding = np.zeros((1, 1), np.float32)
-                    logit = _first(self.analyzer.image_model.classifier.predict(batch, verbose=0))
+                    logit = _views_mean(
+                        lambda view, classifier=classifier: _first(classifier.predict(view, verbose=0)),
+                        crop,
+                        self.analyzer.image_model.test_time_flip,
+                    )
                 embeddings.append(np.asarray(embedding)[0])
                 logits.append(float(np.asarray(logit).reshape(-1)[0]))
             if video_model is not None:
@@ -141,6 +151,17 @@ class NaivePipeline:
                 "total_s": finished - started,
             },
         }
+
+
+def _views_mean(predict, crop: np.ndarray, mirror: bool):
+    """`predict`'s answer for one crop (a batch of one), averaged with its answer for the mirrored crop where the
+    version scores faces that way (`test_time_flip`): one plain call per view, as a script would make them.
+    For a model of several outputs, a list of each output's mean."""
+    views = [crop, crop[:, ::-1]] if mirror else [crop]
+    answers = [predict(view[None].astype(np.float32)) for view in views]
+    if isinstance(answers[0], (list, tuple)):
+        return [np.mean([np.asarray(answer[index]) for answer in answers], axis=0) for index in range(len(answers[0]))]
+    return np.mean([np.asarray(answer) for answer in answers], axis=0)
 
 
 def _first(outputs) -> np.ndarray:

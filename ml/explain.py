@@ -54,6 +54,8 @@ class Explainer:
 
     model: Any
     output_index: int = 0
+    # The version scores each face with its mirror image (`test_time_flip`): the heatmap explains both views.
+    mirror: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def explain_faces(
     images = _Images()
     if not faces:
         return (), images.explanation()
-    heatmaps = gradcam_heatmaps(explainer.model, np.stack(crops), output_index=explainer.output_index)
+    heatmaps = gradcam_heatmaps(
+        explainer.model, np.stack(crops), output_index=explainer.output_index, mirror=explainer.mirror
+    )
     explained = tuple(
         replace(
             face,
@@ -133,7 +137,7 @@ def explain_tracks(
     if not tracks:
         return (), images.explanation()
     crops = np.stack([crop for _frame_number, crop in representatives])
-    heatmaps = gradcam_heatmaps(explainer.model, crops, output_index=explainer.output_index)
+    heatmaps = gradcam_heatmaps(explainer.model, crops, output_index=explainer.output_index, mirror=explainer.mirror)
     boxes = {(frame.index, face.track): face.box for frame in frames for face in frame.faces}
     explained = []
     for track, (crop_frame, crop), heatmap in zip(tracks, representatives, heatmaps, strict=True):

@@ -40,7 +40,13 @@ def find_last_spatial_layer(model) -> str:
 
 
 def gradcam_heatmaps(
-    model, crops: np.ndarray, *, layer_name: str | None = None, output_index: int = 0, batch_size: int = 32
+    model,
+    crops: np.ndarray,
+    *,
+    layer_name: str | None = None,
+    output_index: int = 0,
+    batch_size: int = 32,
+    mirror: bool = False,
 ) -> np.ndarray:
     """Grad-CAM maps for `crops` (N x S x S x 3, the model's input range) as N x S x S float32 in [0, 1].
 
@@ -48,6 +54,10 @@ def gradcam_heatmaps(
     video model's frame encoder with `output_index=1` (its outputs are the embedding, then the logit). The
     explained output is that logit, so "hot" means "evidence for fake". A crop whose map is all zero (no
     region raised the logit) gets an all-zero heatmap rather than amplified noise.
+
+    With `mirror` (a version that scores each face as the mean of it and its mirror image), the map of the
+    mirrored crop is flipped back and averaged with the crop's own before scaling, so the heatmap explains the
+    score the version gives, not one of its two views.
     """
     crops = np.asarray(crops)
     if crops.ndim != 4 or len(crops) == 0:
@@ -57,7 +67,10 @@ def gradcam_heatmaps(
     explain = _explainer(model, layer_name, output_index)
     heatmaps = []
     for start in range(0, len(crops), batch_size):
-        maps = explain(crops[start : start + batch_size].astype(np.float32)).numpy()
+        batch = crops[start : start + batch_size].astype(np.float32)
+        maps = explain(batch).numpy()
+        if mirror:
+            maps = (maps + explain(batch[:, :, ::-1].copy()).numpy()[:, :, ::-1]) / 2
         heatmaps.extend(_normalised(single) for single in maps)
     return np.stack([_resized(heatmap, crops.shape[1], crops.shape[2]) for heatmap in heatmaps])
 

@@ -182,20 +182,36 @@ def load_keras_model(weights_path: str | os.PathLike):
 
 
 def encode_in_batches(
-    forward: Callable[[np.ndarray], Sequence[Any]], crops: np.ndarray, *, embedding_dim: int, batch_size: int = 64
+    forward: Callable[[np.ndarray], Sequence[Any]],
+    crops: np.ndarray,
+    *,
+    embedding_dim: int,
+    batch_size: int = 64,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The one batched forward pass over face crops, whichever way the model runs (eager Keras or compiled).
 
     `forward` maps a float32 batch to the model's outputs: embedding, fake logit and, for a model with the
     second head, the manipulation-type probabilities. Returns embeddings (N x D float32), raw logits (N
     float64) and the probabilities (N x K float64, None without the head); an empty input gives empty arrays.
+
+    With `mirror` (a version's `test_time_flip` setting), every crop is also scored mirrored left to right, in
+    the same forward call, and each output is the mean of the two views: the logit a version with that setting
+    was calibrated on (image card, *Test-time flipping*).
     """
     crops = np.asarray(crops)
     if crops.ndim != 4 or len(crops) == 0:
         return np.zeros((0, embedding_dim), dtype=np.float32), np.zeros(0), None
+    if mirror:
+        # Half the crops per call, so that a call still holds `batch_size` crops with their mirrors.
+        batch_size = max(1, batch_size // 2)
     embeddings, logits, manipulation = [], [], []
     for start in range(0, len(crops), batch_size):
-        outputs = forward(crops[start : start + batch_size].astype(np.float32))
+        batch = crops[start : start + batch_size].astype(np.float32)
+        if mirror:
+            outputs = [_mean_of_views(np.asarray(output), len(batch)) for output in forward(_with_mirrors(batch))]
+        else:
+            outputs = forward(batch)
         embeddings.append(np.asarray(outputs[0]))
         logits.append(np.asarray(outputs[1]).reshape(-1))
         if len(outputs) > 2:
@@ -205,6 +221,16 @@ def encode_in_batches(
         np.concatenate(logits).astype(np.float64),
         np.concatenate(manipulation).astype(np.float64) if manipulation else None,
     )
+
+
+def _with_mirrors(batch: np.ndarray) -> np.ndarray:
+    """The batch followed by each of its crops mirrored left to right (N -> 2N crops)."""
+    return np.concatenate([batch, batch[:, :, ::-1]])
+
+
+def _mean_of_views(output: np.ndarray, count: int) -> np.ndarray:
+    """Per crop, the mean of an output over the crop and its mirror (the halves `_with_mirrors` made)."""
+    return (output[:count] + output[count:]) / 2
 
 
 @dataclass
@@ -237,6 +263,9 @@ class ImageModel:
         if input_size != self.crop_rule.size:
             raise ModelError(f"model input is {input_size}px but the crop rule says {self.crop_rule.size}px")
         self.calibration = LogitCalibration.from_settings(settings.get("calibration"))
+        # Whether each face is scored as the mean of itself and its mirror image: a property of the version,
+        # since its calibration and decision were fitted on the logits scored that way.
+        self.test_time_flip = bool(settings.get("test_time_flip", False))
         self._features = feature_model(classifier)
         self.embedding_dim = int(self._features.outputs[0].shape[-1])
         self.manipulation_types: tuple[str, ...] = ()
@@ -268,6 +297,7 @@ class ImageModel:
             crops,
             embedding_dim=self.embedding_dim,
             batch_size=batch_size,
+            mirror=self.test_time_flip,
         )
         return FacePredictions(
             logits=logits, probabilities=self.calibrate(logits), embeddings=embeddings, manipulation=manipulation

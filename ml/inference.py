@@ -37,9 +37,12 @@ class CompiledEncoder:
             reduce_retracing=True,
         )
 
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Embeddings, raw logits and manipulation-type probabilities (None without that head), batched."""
-        return encode_in_batches(self._call, crops, embedding_dim=self.embedding_dim, batch_size=BATCH_SIZE)
+    def __call__(self, crops: np.ndarray, *, mirror: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Embeddings, raw logits and manipulation-type probabilities (None without that head), batched; with
+        `mirror`, each the mean over the crop and its mirror image (`encode_in_batches`)."""
+        return encode_in_batches(
+            self._call, crops, embedding_dim=self.embedding_dim, batch_size=BATCH_SIZE, mirror=mirror
+        )
 
 
 # One compiled encoder per Keras model: where the video model's frame encoder is the image model's own network
@@ -66,7 +69,7 @@ class ImageScorer:
         self._encoder = compiled_encoder(image_model.features)
 
     def predict(self, crops: np.ndarray) -> FacePredictions:
-        embeddings, logits, manipulation = self._encoder(crops)
+        embeddings, logits, manipulation = self._encoder(crops, mirror=self.image_model.test_time_flip)
         return FacePredictions(
             logits=logits,
             probabilities=self.image_model.calibrate(logits),
@@ -85,7 +88,7 @@ class FrameScorer:
         self._encoder = compiled_encoder(video_model.frame_encoder)
 
     def predict(self, crops: np.ndarray) -> FacePredictions:
-        embeddings, logits, manipulation = self._encoder(crops)
+        embeddings, logits, manipulation = self._encoder(crops, mirror=self.video_model.test_time_flip)
         return FacePredictions(
             logits=logits,
             probabilities=self.video_model.calibrate_frames(logits),

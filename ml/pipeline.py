@@ -217,13 +217,13 @@ class Analyzer:
         return self.frame_scorer if self.frame_scorer is not None else self.image_scorer
 
     def _image_explainer(self) -> Explainer:
-        return Explainer(self.image_model.classifier, output_index=0)
+        return Explainer(self.image_model.classifier, output_index=0, mirror=self.image_model.test_time_flip)
 
     def _frame_explainer(self) -> Explainer:
         # The frame encoder answers (embedding, logit, ...): the logit is its second output. Where it is the image
         # model's own network, the image explainer (traced already) explains frames too.
         if self.video_model is not None and self.video_model.frame_encoder is not self.image_model.features:
-            return Explainer(self.video_model.frame_encoder, output_index=1)
+            return Explainer(self.video_model.frame_encoder, output_index=1, mirror=self.video_model.test_time_flip)
         return self._image_explainer()
 
     def analyze(

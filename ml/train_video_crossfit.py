@@ -323,6 +323,8 @@ def _settings(
         "detector": image_settings.get("detector", {}),
         "manipulation_types": image_settings.get("manipulation_types", []),
         "frame_calibration": {**image_settings["calibration"], "from": "image model calibration"},
+        # Frames are scored as the image model scores faces, since its calibration was fitted on those logits.
+        "test_time_flip": bool(image_settings.get("test_time_flip", False)),
         "aggregate": aggregate_options(aggregate_method, image_settings),
         "aggregate_calibration": {
             "scale": round(aggregate_scale, 6),

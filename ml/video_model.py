@@ -174,6 +174,8 @@ class VideoModel:
                     "the frame encoder's manipulation head does not match the settings' manipulation_types"
                 )
         self.frame_calibration = LogitCalibration.from_settings(settings.get("frame_calibration"))
+        # As the image model it was copied from scores faces: each frame's face with its mirror image, or alone.
+        self.test_time_flip = bool(settings.get("test_time_flip", False))
         sequence_calibration = settings.get("sequence_calibration") or {}
         self.sequence_scale = float(sequence_calibration.get("scale", 1.0))
         self.sequence_bias = float(sequence_calibration.get("bias", 0.0))
@@ -222,6 +224,7 @@ class VideoModel:
             crops,
             embedding_dim=self.embedding_dim,
             batch_size=batch_size,
+            mirror=self.test_time_flip,
         )
         return FacePredictions(
             logits=logits, probabilities=self.calibrate_frames(logits), embeddings=embeddings, manipulation=manipulation

@@ -54,3 +54,12 @@ def out_of_fold_logits(path: Path, names: list[str]) -> np.ndarray:
     if missing:
         raise CommandError(f"{path} has no score for {missing[0]} (and {len(missing) - 1} more): another cache's")
     return np.asarray([by_name[name] for name in names])
+
+
+def frames_flipped(path: Path) -> bool:
+    """Whether the frame scores in `path` are each the mean of a face and its mirror image (a run with
+    `test_time_flip`), so that a check sets the run's own scores of other crops beside them the same way."""
+    if not path.is_file():
+        raise CommandError(f"no frame scores at {path}")
+    frames = np.load(path, allow_pickle=False)
+    return bool(frames["test_time_flip"]) if "test_time_flip" in frames.files else False

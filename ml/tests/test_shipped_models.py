@@ -56,10 +56,25 @@ def _scores(analyzer: Analyzer, paths: list[Path]) -> list[float]:
     return [analysis.fake_probability for analysis in map(analyzer.analyze_image, paths) if analysis.faces]
 
 
-def test_the_defaults_are_version_2_with_version_1_kept_for_comparison(defaults: dict[str, dict]) -> None:
-    assert {kind: entry["version"] for kind, entry in defaults.items()} == {"image": "2.0.0", "video": "2.0.0"}
+def test_the_defaults_are_version_2_1_with_earlier_versions_kept_for_comparison(defaults: dict[str, dict]) -> None:
+    assert {kind: entry["version"] for kind, entry in defaults.items()} == {"image": "2.1.0", "video": "2.1.0"}
     shipped = {(entry["kind"], entry["version"]) for entry in read_manifest()}
-    assert {("image", "1.0.0"), ("video", "1.0.0")} <= shipped
+    assert {("image", "1.0.0"), ("video", "1.0.0"), ("image", "2.0.0"), ("video", "2.0.0")} <= shipped
+
+
+def test_the_default_scores_a_held_out_face_and_its_mirror_image_alike(analyzer: Analyzer, data_dir: Path) -> None:
+    # 2.1.0 is 2.0.0's network scoring each face with its mirror image (test-time flipping), its decision refitted
+    # on those scores; the video model scores frames the same way.
+    import cv2
+
+    from ml.faces import load_image
+
+    assert analyzer.image_model.test_time_flip and analyzer.video_model.test_time_flip
+    (photo,) = _held_out(data_dir, "dfdc-faces", 1, 1)
+    size = analyzer.image_model.crop_rule.size
+    face = cv2.resize(load_image(photo), (size, size), interpolation=cv2.INTER_AREA)  # a DFDC crop is the face
+    as_is, mirrored = analyzer.image_model.predict(np.stack([face, face[:, ::-1]])).logits
+    assert as_is == pytest.approx(mirrored, abs=1e-4)
 
 
 def test_the_shipped_video_model_runs_on_the_loaded_image_model_instead_of_a_second_copy(analyzer: Analyzer) -> None:

@@ -320,7 +320,7 @@ def _train_on_tiny_sources(tiny_sources: dict[str, Path], run: Path, *options: s
     )
 
 
-def _train_tiny_on_photos_and_videos(tiny_sources: dict[str, Path], run: Path, *, stage2_steps: int) -> str:
+def _train_tiny_on_photos_and_videos(tiny_sources: dict[str, Path], run: Path, *options: str, stage2_steps: int) -> str:
     """Two stage-1 steps on the miniature photos with the celebdf videos' frames held out, then `stage2_steps`
     of the cross-fitted video stage (0: none, the shipped recipe); not registered."""
     return _train_on_tiny_sources(
@@ -333,16 +333,18 @@ def _train_tiny_on_photos_and_videos(tiny_sources: dict[str, Path], run: Path, *
         "2",
         "--stage2-steps",
         str(stage2_steps),
+        *options,
         "--no-register",
     )
 
 
 @pytest.fixture(scope="module")
 def tiny_v2_run(tiny_sources: dict[str, Path], django_db_setup, django_db_blocker) -> Path:
-    """A tiny image model trained by the v2 recipe on the miniature sources (not registered)."""
+    """A tiny image model trained by the 12-02 v2 recipe (a cross-fitted video stage, each face scored once) on
+    the miniature sources (not registered)."""
     run = tiny_sources["root"] / "run-v2"
     with django_db_blocker.unblock():
-        output = _train_tiny_on_photos_and_videos(tiny_sources, run, stage2_steps=1)
+        output = _train_tiny_on_photos_and_videos(tiny_sources, run, "--test-time-flip", "off", stage2_steps=1)
     assert "threshold" in output
     return run
 
@@ -455,6 +457,48 @@ def tiny_stage1_run(tiny_sources: dict[str, Path], django_db_setup, django_db_bl
     with django_db_blocker.unblock():
         _train_tiny_on_photos_and_videos(tiny_sources, run, stage2_steps=0)
     return run
+
+
+@pytest.fixture(scope="module")
+def tiny_stage1_run_unflipped(
+    tiny_sources: dict[str, Path], tiny_stage1_run: Path, django_db_setup, django_db_blocker
+) -> Path:
+    """`tiny_stage1_run` recalibrated to score each face once (`--test-time-flip off`), as 2.0.0 does."""
+    run = tiny_sources["root"] / "run-stage1-only-unflipped"
+    shutil.copytree(tiny_stage1_run, run)
+    cache_options = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
+    with django_db_blocker.unblock():
+        _run("train_image_model", "--recalibrate", str(run), "--test-time-flip", "off", *cache_options)
+    return run
+
+
+def test_the_shipped_recipe_scores_every_face_with_its_mirror_image_and_says_so(
+    tiny_sources: dict[str, Path], tiny_stage1_run: Path, tiny_stage1_run_unflipped: Path
+) -> None:
+    from ml.train_sources import predict_rows
+    from training.crop_checks import load_model_and_crops
+
+    flipped = json.loads((tiny_stage1_run / "metrics.json").read_text())
+    assert flipped["settings"]["test_time_flip"] is True and flipped["metrics"]["config"]["test_time_flip"] is True
+    once = json.loads((tiny_stage1_run_unflipped / "metrics.json").read_text())
+    assert once["settings"]["test_time_flip"] is False
+    classifier, pool = load_model_and_crops(
+        tiny_stage1_run / "image_model.keras",
+        cache=tiny_sources["cache"],
+        data=tiny_sources["data"],
+        sources=("sdfd-ffhq", "dfdc-faces"),
+        video_sources=("celebdf",),
+    )
+    frames = np.flatnonzero(pool.source == "celebdf")
+    saved, recalibrated = (
+        np.load(run / "video_frames_oof.npz") for run in (tiny_stage1_run, tiny_stage1_run_unflipped)
+    )
+    # Stage 1 never saw a video, so its own scores of the frames are held out, either way round.
+    np.testing.assert_allclose(
+        saved["logits"], predict_rows(classifier, pool, frames, mirror=True)["logits"], atol=1e-5
+    )
+    np.testing.assert_allclose(recalibrated["logits"], predict_rows(classifier, pool, frames)["logits"], atol=1e-5)
+    assert bool(saved["test_time_flip"]) and not bool(recalibrated["test_time_flip"])
 
 
 def test_without_a_video_stage_every_frame_is_scored_by_stage_one_which_never_saw_a_video(
@@ -735,11 +779,18 @@ def test_ensemble_check_compares_runs_and_their_mean(tiny_sources: dict[str, Pat
 
 
 def test_ensemble_check_mirror_scores_each_face_both_ways_and_their_mean(
-    tiny_sources: dict[str, Path], tiny_stage1_run: Path
+    tiny_sources: dict[str, Path], tiny_stage1_run: Path, tiny_stage1_run_unflipped: Path
 ) -> None:
     common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
     common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]
-    weights, frames = str(tiny_stage1_run / "image_model.keras"), str(tiny_stage1_run / "video_frames_oof.npz")
+    # A run that flips already: --mirror has nothing to add.
+    flipping = ["--weights", str(tiny_stage1_run / "image_model.keras")]
+    with pytest.raises(CommandError, match="already scores every face with its mirror image"):
+        _run(
+            "ensemble_check", *flipping, "--frames", str(tiny_stage1_run / "video_frames_oof.npz"), "--mirror", *common
+        )
+    run = tiny_stage1_run_unflipped
+    weights, frames = str(run / "image_model.keras"), str(run / "video_frames_oof.npz")
     # Stage 1 alone scored the frames itself, so one run is enough: as they are, mirrored, and the mean.
     table = _run("ensemble_check", "--weights", weights, "--frames", frames, "--mirror", *common).splitlines()
     assert "each face as it is and mirrored" in table[0]
@@ -751,7 +802,7 @@ def test_ensemble_check_mirror_scores_each_face_both_ways_and_their_mean(
         "score agreement of the first two (Spearman)",
     ]
     # The plain view is what the run saved: the same frame figure as its metrics.json.
-    saved = json.loads((tiny_stage1_run / "metrics.json").read_text())["metrics"]["held_out"]
+    saved = json.loads((run / "metrics.json").read_text())["metrics"]["held_out"]
     celebdf_frames = rows[weights][3]
     expected = saved["video_frames_oof_auc"]["celebdf"]
     if expected is None:

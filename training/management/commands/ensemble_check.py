@@ -22,7 +22,8 @@ class Command(BaseCommand):
         "both is what an ensemble of them would gain. With --mirror, each run also scores every crop mirrored left "
         "to right and the table adds that view and the mean of the two views per run (one --weights is enough): "
         "what test-time flipping, at twice the per-face cost, would gain; the agreement row then compares the first "
-        "run with its mirror."
+        "run with its mirror. A run whose frames file says it scores every face with its mirror image (test-time "
+        "flipping, `test_time_flip`) has its test crops scored that way too."
     )
     requires_system_checks: list[str] = []
 
@@ -51,7 +52,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
-        from training.crop_checks import load_classifier, load_model_and_crops, out_of_fold_logits, source_names
+        from training.crop_checks import (
+            frames_flipped,
+            load_classifier,
+            load_model_and_crops,
+            out_of_fold_logits,
+            source_names,
+        )
 
         weights, frames, mirror = options["weights"], options["frames"], options["mirror"]
         if len(weights) < 2 and not mirror:
@@ -77,7 +84,12 @@ class Command(BaseCommand):
                 classifier = load_classifier(path)
                 if int(classifier.inputs[0].shape[1]) != size:
                     raise CommandError(f"{path} takes {classifier.inputs[0].shape[1]} px crops, {weights[0]} {size}")
-            logits = predict_rows(classifier, pool, tests)["logits"]
+            # A run with test-time flipping scored its frames as the mean of each face and its mirror image: its
+            # test crops are scored alike, and --mirror, which measures what flipping would add, has nothing to add.
+            flipped = bool(frames) and frames_flipped(frames[number])
+            if flipped and mirror:
+                raise CommandError(f"{path}'s run already scores every face with its mirror image: leave out --mirror")
+            logits = predict_rows(classifier, pool, tests, mirror=flipped)["logits"]
             flipped = predict_rows(classifier, mirrored, tests)["logits"] if mirror else None
             if frames:
                 held_out = out_of_fold_logits(frames[number], [pool.names[row] for row in videos])

@@ -76,7 +76,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
-        from training.crop_checks import load_model_and_crops, out_of_fold_logits, source_names
+        from training.crop_checks import frames_flipped, load_model_and_crops, out_of_fold_logits, source_names
 
         sources, video_sources = source_names(options["sources"]), source_names(options["video_sources"])
         classifier, pool = load_model_and_crops(
@@ -90,7 +90,9 @@ class Command(BaseCommand):
         rows = np.flatnonzero((pool.split == "test") | is_video)
         if not len(rows):
             raise CommandError("the cache holds no test crops or video frames of these sources")
-        scores = predict_rows(classifier, pool, rows)["logits"]
+        # A run that scores each face with its mirror image gave its frames so: its test crops are scored alike.
+        flipped = options["frames"] is not None and frames_flipped(options["frames"])
+        scores = predict_rows(classifier, pool, rows, mirror=flipped)["logits"]
         frame_scores = "the model itself (frames it may have trained on)"
         if options["frames"] is not None:
             video = is_video[rows]
@@ -104,7 +106,9 @@ class Command(BaseCommand):
 
         lines = [
             f"Sharpness (variance of the Laplacian of the crop's centre) and the score of `{options['weights'].name}`"
-            f" on the cached test crops and video frames ({len(rows)}; video frames scored {frame_scores}):",
+            f" on the cached test crops and video frames ({len(rows)}; video frames scored {frame_scores}"
+            + ("; every face as the mean of it and its mirror image" if flipped else "")
+            + "):",
             "",
             "| source | faces (fake) | sharpness, real / fake (median) | ROC-AUC of sharpness alone (sharper = fake) "
             "| score vs sharpness, reals | score vs sharpness, fakes | ROC-AUC of the score |",

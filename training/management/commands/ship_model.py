@@ -97,6 +97,10 @@ class Command(BaseCommand):
         import numpy as np
 
         saved = np.load(frames, allow_pickle=False)
-        kept = {key: saved[key] for key in ("names", "units", "groups", "folds", "labels", "logits")}
+        kept = {
+            key: saved[key]
+            for key in ("names", "units", "groups", "folds", "labels", "logits", "test_time_flip")
+            if key in saved.files
+        }
         np.savez_compressed(target, **kept)
         self.stdout.write(f"out-of-fold frame scores: {target.name} ({target.stat().st_size / 1e3:.0f} kB)")

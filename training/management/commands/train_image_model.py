@@ -113,6 +113,14 @@ class Command(BaseCommand):
             help="self-blends whose inner face is as often sharper than the real face as blurrier (ml/self_blend.py)",
         )
         recipe.add_argument(
+            "--test-time-flip",
+            choices=["on", "off"],
+            default=None,
+            help="score every face as the mean of it and its mirror image (the recipe's default: on), in the "
+            "decision, the held-out figures, the video frames and scans; with --recalibrate, switch a finished run "
+            "(default: as it was trained)",
+        )
+        recipe.add_argument(
             "--recalibrate",
             type=Path,
             default=None,
@@ -146,7 +154,11 @@ class Command(BaseCommand):
             raise CommandError(f"{run} is not a finished train_image_model --sources run")
         try:
             result = recalibrate_image_run(
-                run, cache_root=options["cache"], data_dir=options["data"], progress=self._say
+                run,
+                cache_root=options["cache"],
+                data_dir=options["data"],
+                test_time_flip=None if options["test_time_flip"] is None else options["test_time_flip"] == "on",
+                progress=self._say,
             )
         except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
             raise CommandError(f"cannot recalibrate {run}: {exc}") from exc
@@ -200,6 +212,7 @@ class Command(BaseCommand):
             video_fakes=not options["video_reals_only"],
             sharpness_matching=options["sharpness_matching"],
             even_blend_focus=options["even_blend_focus"],
+            test_time_flip=options["test_time_flip"] != "off",
             seed=options["seed"],
         )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
