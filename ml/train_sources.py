@@ -22,6 +22,9 @@ The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sourc
    the same. The out-of-fold video frames are reported, and are what the video model calibrates its own
    per-person verdict on, but stay out of the photo decision.
 
+With `resynthesised` (off), stage 1 also draws pseudo-fakes re-synthesised from its real faces by a small
+upsampling autoencoder (`ml.resynthesis`): measured on 2026-12-06, it made every left-out figure worse (image card).
+
 A second head learns which kind of fake a face is (`ml.image_model.MANIPULATION_TYPES`) from the sources'
 labels, on fakes only; it never touches the verdict.
 """
@@ -56,6 +59,7 @@ from ml.metrics import (
     choose_uncertain_band,
     roc_auc,
 )
+from ml.resynthesis import refocused_like, resynthesise, train_resynthesiser
 from ml.self_blend import self_blend
 from ml.sharpness import SharpnessMatching, sharpness
 from ml.sources import IMAGE_SOURCES, SOURCES, VIDEO_FOLDS, VIDEO_SOURCES, deal_folds
@@ -63,6 +67,7 @@ from ml.sources import IMAGE_SOURCES, SOURCES, VIDEO_FOLDS, VIDEO_SOURCES, deal_
 Progress = Callable[[str], None]
 VIDEO_STREAM = "videos"
 SELF_BLENDED_STREAM = "self-blended"
+RESYNTHESISED_STREAM = "resynthesised"
 
 
 # Augmentation shared by every stream. Lighter than v1's (`AugmentConfig()`): downscaling to 30% and JPEG
@@ -136,6 +141,11 @@ class SourceTrainingConfig:
     # Self-blends whose inner face is as often sharper than the real face as blurrier (`ml.self_blend`); off,
     # four in five are blurrier, which teaches "a blurry face is fake" (the recipe before 2026-12-03).
     even_blend_focus: bool = False
+    # A stream of pseudo-fakes re-synthesised from the training reals by an upsampling autoencoder
+    # (`ml.resynthesis`), trained for `resynthesis_steps` before stage 1; off in the shipped recipe (an experiment
+    # of 2026-12-06 against the leave-one-source-out figures: image card).
+    resynthesised: bool = False
+    resynthesis_steps: int = 400
     # Score every face as the mean logit of itself and its mirror image, in the decision, the held-out figures,
     # the frames handed to the video model and every scan (the version's `test_time_flip` setting). Measured on
     # the 2026-12-03 weights: DFDC 0.837 -> 0.849, out-of-fold frames 0.664 -> 0.675, at twice the per-face work
@@ -286,11 +296,20 @@ class Stream:
     units: list[np.ndarray]
     label: int
     self_blended: bool = False
+    # For a re-synthesised stream (one unit): the autoencoder's reconstruction of each of its rows, in order.
+    resynthesised: np.ndarray | None = None
 
 
-def mixture_streams(pool: CropPool, rows: np.ndarray, *, self_blended: bool) -> list[Stream]:
-    """One real and one fake stream per source among `rows` (video sources pooled into one pair), and a
-    self-blended stream over every real row with landmarks."""
+def mixture_streams(
+    pool: CropPool,
+    rows: np.ndarray,
+    *,
+    self_blended: bool,
+    resynthesised: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Stream]:
+    """One real and one fake stream per source among `rows` (video sources pooled into one pair), a
+    self-blended stream over every real row with landmarks, and with `resynthesised` (real rows and their
+    autoencoder reconstructions, `ml.resynthesis`) a stream of those reconstructions as fakes."""
     rows = np.asarray(rows)
     streams = []
     source_names = sorted({str(name) for name in pool.source[rows]})
@@ -317,6 +336,9 @@ def mixture_streams(pool: CropPool, rows: np.ndarray, *, self_blended: bool) -> 
         reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
         if len(reals):
             streams.append(Stream(name=SELF_BLENDED_STREAM, units=[reals], label=1, self_blended=True))
+    if resynthesised is not None and len(resynthesised[0]):
+        real_rows, images = resynthesised
+        streams.append(Stream(name=RESYNTHESISED_STREAM, units=[np.asarray(real_rows)], label=1, resynthesised=images))
     return streams
 
 
@@ -384,13 +406,18 @@ def mixture_batches(
             for position, stream_number in enumerate(choices):
                 stream = streams[stream_number]
                 unit = stream.units[int(rng.integers(len(stream.units)))]
-                row = int(unit[int(rng.integers(len(unit)))])
+                drawn = int(rng.integers(len(unit)))
+                row = int(unit[drawn])
                 crop = pool.images[row]
                 if matching is not None:
                     crop = matching.apply(crop, pool.source[row], pool.labels[row], rng)
                 if stream.self_blended:
                     crop = self_blend(crop, pool.landmarks[row], rng, even_focus=even_blend_focus)
                     kinds[position] = face_swap
+                elif stream.resynthesised is not None:
+                    crop = refocused_like(stream.resynthesised[drawn], crop, rng)
+                    # Generated, but neither of the kinds the second head names: no manipulation type to learn.
+                    kinds[position] = -1
                 else:
                     kinds[position] = pool.manipulation[row]
                 images[position] = augment_crop(crop, rng, augment)
@@ -601,7 +628,15 @@ def train_image_on_sources(
     classifier = build_classifier(config, backbone_weights=backbone_weights)
     say(f"{config.backbone}: {classifier.count_params():,} parameters, {config.input_size} px crops")
     curves: dict[str, list[dict]] = {}
-    stage1_streams = mixture_streams(pool, stage1_rows, self_blended=config.self_blended)
+    resynthesised = None
+    if config.resynthesised:
+        real_rows = stage1_rows[pool.labels[stage1_rows] == 0]
+        resynthesiser = train_resynthesiser(
+            pool.images[real_rows], steps=config.resynthesis_steps, seed=config.seed, progress=say
+        )
+        resynthesised = (real_rows, resynthesise(resynthesiser, pool.images[real_rows]))
+        del resynthesiser
+    stage1_streams = mixture_streams(pool, stage1_rows, self_blended=config.self_blended, resynthesised=resynthesised)
     say("stage 1 streams: " + ", ".join(f"{stream.name} ({sum(map(len, stream.units))})" for stream in stage1_streams))
     curves["stage1"] = train_stage(
         classifier,

@@ -113,6 +113,13 @@ class Command(BaseCommand):
             help="self-blends whose inner face is as often sharper than the real face as blurrier (ml/self_blend.py)",
         )
         recipe.add_argument(
+            "--resynthesised-fakes",
+            action="store_true",
+            help="a stream of pseudo-fakes re-synthesised from the training reals by a small upsampling "
+            "autoencoder (ml/resynthesis.py), trained first for --resynthesis-steps; off in the shipped recipe",
+        )
+        recipe.add_argument("--resynthesis-steps", type=int, default=400, help="autoencoder steps (default 400)")
+        recipe.add_argument(
             "--test-time-flip",
             choices=["on", "off"],
             default=None,
@@ -213,6 +220,8 @@ class Command(BaseCommand):
             sharpness_matching=options["sharpness_matching"],
             even_blend_focus=options["even_blend_focus"],
             test_time_flip=options["test_time_flip"] != "off",
+            resynthesised=options["resynthesised_fakes"],
+            resynthesis_steps=options["resynthesis_steps"],
             seed=options["seed"],
         )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
