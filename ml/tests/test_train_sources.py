@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from ml.train_sources import CropPool, SourceTrainingConfig, stage2_streams, stream_weights
+from ml.augment import AugmentConfig
+from ml.train_sources import (
+    RESYNTHESISED_STREAM,
+    CropPool,
+    SourceTrainingConfig,
+    mixture_batches,
+    mixture_streams,
+    stage2_streams,
+    stream_weights,
+)
 
 
 def _pool() -> CropPool:
@@ -22,6 +32,29 @@ def _pool() -> CropPool:
         unit=unit,
         manipulation=np.where(labels == 1, 0, -1),
         names=[f"{name}#{row}" for row, name in enumerate(unit)],
+    )
+
+
+# Every augmentation off, so a test sees the drawn crops as the stream made them.
+UNTOUCHED = AugmentConfig(
+    reframe_probability=0, flip_probability=0, rescale_probability=0, blur_probability=0,
+    sharpen_probability=0, colour_probability=0, grey_probability=0, noise_probability=0, jpeg_probability=0,
+)  # fmt: skip
+
+
+def _two_reals_two_fakes(images: np.ndarray) -> CropPool:
+    """Four DFDC crops of two source videos: `images[:2]` real, `images[2:]` their fakes."""
+    labels = np.asarray([0, 0, 1, 1])
+    return CropPool(
+        images=images,
+        labels=labels,
+        landmarks=np.full((4, 5, 2), np.nan, dtype=np.float32),
+        source=np.asarray(["dfdc-faces"] * 4),
+        split=np.asarray(["train"] * 4),
+        group=np.asarray(["a", "b", "a", "b"]),
+        unit=np.asarray(["r0", "r1", "f0", "f1"]),
+        manipulation=np.where(labels == 1, 0, -1),
+        names=["r0", "r1", "f0", "f1"],
     )
 
 
@@ -50,36 +83,18 @@ def test_stage_two_with_the_videos_reals_only_never_draws_a_fake_frame() -> None
 
 
 def test_sharpness_matching_softens_the_drawn_reals_of_a_source_whose_fakes_are_blurrier() -> None:
-    import cv2
-
-    from ml.augment import AugmentConfig
     from ml.sharpness import SharpnessMatching, sharpness
-    from ml.train_sources import mixture_batches, mixture_streams
 
     rng = np.random.default_rng(0)
     crisp = [cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), (0, 0), 0.6) for _ in range(4)]
     images = np.stack(crisp[:2] + [cv2.GaussianBlur(crop, (0, 0), 1.5) for crop in crisp[2:]])
-    labels = np.asarray([0, 0, 1, 1])
-    pool = CropPool(
-        images=images,
-        labels=labels,
-        landmarks=np.full((4, 5, 2), np.nan, dtype=np.float32),
-        source=np.asarray(["dfdc-faces"] * 4),
-        split=np.asarray(["train"] * 4),
-        group=np.asarray(["a", "b", "a", "b"]),
-        unit=np.asarray(["r0", "r1", "f0", "f1"]),
-        manipulation=np.where(labels == 1, 0, -1),
-        names=["r0", "r1", "f0", "f1"],
-    )
+    pool = _two_reals_two_fakes(images)
+    labels = pool.labels
     streams = mixture_streams(pool, np.arange(4), self_blended=False)
-    untouched = AugmentConfig(
-        reframe_probability=0, flip_probability=0, rescale_probability=0, blur_probability=0,
-        sharpen_probability=0, colour_probability=0, grey_probability=0, noise_probability=0, jpeg_probability=0,
-    )  # fmt: skip
 
     def drawn(matching):
         images, targets = mixture_batches(
-            pool, streams, steps=1, batch_size=32, augment=untouched, seed=0, matching=matching
+            pool, streams, steps=1, batch_size=32, augment=UNTOUCHED, seed=0, matching=matching
         )[0]
         return sharpness(images.astype(np.uint8)), targets["logit"].ravel()
 
@@ -94,3 +109,27 @@ def test_sharpness_matching_softens_the_drawn_reals_of_a_source_whose_fakes_are_
     assert np.median(after[reals]) <= 1.05 * np.median(after[fakes])
     # The fakes, already the blurrier class, are drawn as they are.
     assert np.isclose(after[fakes][:, None], pool.sharpness[None, 2:]).any(axis=1).all()
+
+
+def test_the_resynthesised_stream_draws_reconstructions_of_real_rows_as_fakes_of_no_known_kind() -> None:
+    rng = np.random.default_rng(0)
+    faces = np.stack(
+        [cv2.GaussianBlur(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), (0, 0), 2.0) for _ in range(4)]
+    )
+    pool = _two_reals_two_fakes(faces)
+    reconstructions = 255 - faces[:2]  # unmistakable stand-ins for the autoencoder's output
+    streams = mixture_streams(
+        pool, np.arange(4), self_blended=False, resynthesised=(np.asarray([0, 1]), reconstructions)
+    )
+    assert [stream.name for stream in streams] == ["dfdc-faces:real", "dfdc-faces:fake", RESYNTHESISED_STREAM]
+    # The fake half is shared between the source's fakes and the re-synthesised faces.
+    assert list(stream_weights(streams)) == [0.5, 0.25, 0.25]
+
+    images, targets = mixture_batches(pool, streams, steps=1, batch_size=64, augment=UNTOUCHED, seed=0)[0]
+    # Fakes whose kind is unknown (-1, as every real face's): the second head learns nothing from them.
+    unknown_kind = (targets["manipulation"] == -1) & (targets["logit"].ravel() == 1)
+    assert unknown_kind.any()
+    # Each of them is one of the reconstructions (refocused), not a real face or a source fake.
+    for image in images[unknown_kind].astype(np.uint8):
+        distances = [np.abs(image.astype(float) - other.astype(float)).mean() for other in [*reconstructions, *faces]]
+        assert int(np.argmin(distances)) < len(reconstructions)
