@@ -44,11 +44,16 @@ def load_model_and_crops(
     return classifier, pool
 
 
-def out_of_fold_logits(path: Path, names: list[str]) -> np.ndarray:
-    """The out-of-fold logit in `path` (a run's `video_frames_oof.npz`) of every frame in `names`, in order."""
+def _frame_scores(path: Path):
+    """A run's `video_frames_oof.npz`, opened; CommandError where there is none."""
     if not path.is_file():
         raise CommandError(f"no frame scores at {path}")
-    frames = np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False)
+
+
+def out_of_fold_logits(path: Path, names: list[str]) -> np.ndarray:
+    """The out-of-fold logit in `path` (a run's `video_frames_oof.npz`) of every frame in `names`, in order."""
+    frames = _frame_scores(path)
     by_name = dict(zip(frames["names"].astype(str).tolist(), frames["logits"].tolist(), strict=True))
     missing = [name for name in names if name not in by_name]
     if missing:
@@ -59,7 +64,5 @@ def out_of_fold_logits(path: Path, names: list[str]) -> np.ndarray:
 def frames_flipped(path: Path) -> bool:
     """Whether the frame scores in `path` are each the mean of a face and its mirror image (a run with
     `test_time_flip`), so that a check sets the run's own scores of other crops beside them the same way."""
-    if not path.is_file():
-        raise CommandError(f"no frame scores at {path}")
-    frames = np.load(path, allow_pickle=False)
+    frames = _frame_scores(path)
     return bool(frames["test_time_flip"]) if "test_time_flip" in frames.files else False
