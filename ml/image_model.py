@@ -3,8 +3,8 @@
 Every backbone ends in the same head: an `embedding` layer (the per-frame features the video model
 consumes), a linear `logit` layer and, for models trained on labelled sources, a softmax `manipulation`
 layer saying which kind of fake the face most resembles (`MANIPULATION_TYPES`). Probabilities come from
-Platt scaling of the logit with the scale and bias stored in the version's settings, so calibration can
-change without retraining. The verdict comes from that probability alone; the manipulation type is
+the calibration of the logit stored in the version's settings (`ml.calibration`: isotonic for v2, Platt for
+v1), so calibration can change without retraining. The verdict comes from that probability alone; the manipulation type is
 evidence beside it.
 
 Backbones are entries of `BACKBONES`, named in a version's settings (`architecture.backbone`), so a new one
@@ -113,6 +113,55 @@ def build_mobilenet_v2_model(
     return _with_head(inputs, features, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2")
 
 
+def build_mobilenet_v2_local_model(
+    *,
+    backbone_weights: str | os.PathLike,
+    input_size: int = 160,
+    embedding_dim: int = 128,
+    dropout: float = 0.3,
+    trainable_from: str | None = "block_3_expand",
+    cut_at: str = "block_6_expand_relu",
+    patch_width: int = 256,
+    manipulation_types: tuple[str, ...] = MANIPULATION_TYPES,
+    seed: int = 0,
+):
+    """The ImageNet MobileNetV2 cut after its stride-8 blocks: a detector that only sees small patches.
+
+    Each position of the `cut_at` map (20x20 at 160 px after `block_6_expand_relu`) sees a 59-pixel patch of
+    the crop; a 1x1 convolution turns each into a patch feature, and the shared head reads their mean. So
+    the face's score is an average of local evidence (texture, noise, a blending seam) and cannot rest on the
+    whole face's look: the pose, lighting and framing by which the full network learns, say, that FFHQ-like
+    portraits are StyleGAN fakes (image card, *Leave-one-source-out*). That limited receptive fields carry
+    over to generators a detector never saw is Chai et al.'s finding ("What makes fake images detectable?
+    Understanding properties that generalize", ECCV 2020). Batch norm stays frozen as in
+    `build_mobilenet_v2_model`; Grad-CAM reads the patch features, a finer map (20x20) than the full
+    network's 5x5.
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="face")
+    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
+    backbone = keras.applications.MobileNetV2(
+        alpha=1.0, include_top=False, weights=str(backbone_weights), input_tensor=scaled
+    )
+    trainable = trainable_from is None
+    for layer in backbone.layers:
+        if layer.name == trainable_from:
+            trainable = True
+        layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
+        if layer.name == cut_at:
+            break
+    else:
+        raise ValueError(f"MobileNetV2 has no layer named {cut_at!r} to cut at")
+    if not trainable:
+        raise ValueError(f"MobileNetV2 has no layer named {trainable_from!r} before {cut_at!r} to train from")
+    patches = layers.Conv2D(patch_width, 1, activation="relu", name="patch_features")(backbone.get_layer(cut_at).output)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(patches)
+    return _with_head(inputs, pooled, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2_local")
+
+
 def _with_head(inputs, pooled, embedding_dim: int, dropout: float, manipulation_types: tuple[str, ...], *, name: str):
     """The shared head over pooled backbone features: embedding, fake logit, optional manipulation softmax."""
     import keras
@@ -130,7 +179,14 @@ def _with_head(inputs, pooled, embedding_dim: int, dropout: float, manipulation_
 
 # Backbones by the name a version's settings give (`architecture.backbone`); each takes the keyword
 # arguments its builder documents.
-BACKBONES = {"separable_cnn": build_image_model, "mobilenet_v2": build_mobilenet_v2_model}
+BACKBONES = {
+    "separable_cnn": build_image_model,
+    "mobilenet_v2": build_mobilenet_v2_model,
+    "mobilenet_v2_local": build_mobilenet_v2_local_model,
+}
+# The backbones initialised from the shared ImageNet MobileNetV2 file (`--backbone-weights`), each with the
+# first layer its training fine-tunes by default (the builders' `trainable_from`).
+PRETRAINED_BACKBONES = {"mobilenet_v2": "block_6_expand", "mobilenet_v2_local": "block_3_expand"}
 
 
 def has_manipulation_head(classifier) -> bool:

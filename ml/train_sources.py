@@ -47,6 +47,7 @@ from ml.faces import CropRule
 from ml.image_model import (
     BACKBONES,
     MANIPULATION_TYPES,
+    PRETRAINED_BACKBONES,
     ImageModel,
     encode_in_batches,
     feature_model,
@@ -441,7 +442,7 @@ def build_classifier(config: SourceTrainingConfig, *, backbone_weights: Path | N
     """A fresh classifier of the configured backbone, head and manipulation types."""
     builder = BACKBONES[config.backbone]
     options = dict(config.backbone_options)
-    if config.backbone == "mobilenet_v2":
+    if config.backbone in PRETRAINED_BACKBONES:
         if backbone_weights is None or not Path(backbone_weights).is_file():
             raise FileNotFoundError(f"the MobileNetV2 backbone needs its ImageNet weights file: {backbone_weights}")
         options["backbone_weights"] = backbone_weights

@@ -603,6 +603,55 @@ def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources:
     assert (run / "image_model.keras").stat().st_size > 5_000_000
 
 
+def test_the_local_backbone_scores_a_face_from_patches_it_sees_separately(tiny_sources: dict[str, Path]) -> None:
+    from django.conf import settings as django_settings
+
+    weights = Path(django_settings.UNMASK_WEIGHTS_DIR) / "mobilenet_v2_1.0_224_no_top.h5"
+    if not weights.is_file():
+        pytest.skip(f"pretrained weights not available: {weights} is missing (UNMASK_WEIGHTS_DIR)")
+    import keras
+
+    from ml.gradcam import find_last_spatial_layer
+    from ml.image_model import ImageModel, build_mobilenet_v2_local_model
+
+    classifier = build_mobilenet_v2_local_model(backbone_weights=weights, input_size=160, embedding_dim=8)
+    assert find_last_spatial_layer(classifier) == "patch_features"
+    patches = keras.Model(classifier.inputs, classifier.get_layer("patch_features").output)
+    crop = np.random.default_rng(0).integers(0, 256, (1, 160, 160, 3)).astype(np.float32)
+    changed = crop.copy()
+    changed[:, 80:, 80:] = 255 - changed[:, 80:, 80:]  # the bottom-right quarter of the face
+    before, after = np.asarray(patches([crop])), np.asarray(patches([changed]))
+    assert before.shape[1:3] == (20, 20)
+    # A top-left patch sees none of that quarter (its field is 59 px), a bottom-right one sees little else.
+    np.testing.assert_allclose(before[0, :4, :4], after[0, :4, :4], atol=1e-5)
+    assert not np.allclose(before[0, 15:, 15:], after[0, 15:, 15:], atol=1e-3)
+
+    run = tiny_sources["root"] / "run-mnv2-local"
+    _train_on_tiny_sources(
+        tiny_sources,
+        run,
+        "--video-sources",
+        "",
+        "--backbone",
+        "mobilenet_v2_local",
+        "--input-size",
+        "48",
+        "--embedding-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "--stage1-steps",
+        "1",
+        "--backbone-weights",
+        str(weights),
+        "--no-register",
+    )
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["settings"]["architecture"] == {"backbone": "mobilenet_v2_local", "trainable_from": "block_3_expand"}
+    model = ImageModel.load(run / "image_model.keras", saved["settings"])
+    assert model.predict(np.zeros((2, 48, 48, 3), dtype=np.uint8)).probabilities.shape == (2,)
+
+
 def test_shipping_a_new_version_keeps_the_earlier_ones_and_moves_the_default(tiny_v2_run: Path, tmp_path: Path) -> None:
     shipped = tmp_path / "weights"
     for version, default in (("1.0.0", True), ("2.0.0", True)):

@@ -22,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
 
     def handle(self, *args, **options) -> None:
+        from ml.image_model import PRETRAINED_BACKBONES
+
         rows = []
         for run in options["runs"]:
             path = run / "metrics.json"
@@ -41,7 +43,7 @@ class Command(BaseCommand):
             config = metrics["config"]
             options = config.get("backbone_options") or {}
             trained = options.get("trainable_from") or (
-                "all" if config["backbone"] == "mobilenet_v2" else "all (scratch)"
+                "all" if config["backbone"] in PRETRAINED_BACKBONES else "all (scratch)"
             )
             augment = _augment_name(config.get("augment") or {})
             emphasis = ", ".join(f"{key} x{value:g}" for key, value in (config.get("stream_emphasis") or {}).items())

@@ -59,7 +59,14 @@ class Command(BaseCommand):
             "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
         )
         recipe.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
-        recipe.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "separable_cnn"])
+        recipe.add_argument(
+            "--backbone",
+            default="mobilenet_v2",
+            choices=["mobilenet_v2", "mobilenet_v2_local", "separable_cnn"],
+            help="mobilenet_v2 (the shipped one), mobilenet_v2_local (the same cut after its stride-8 blocks, so "
+            "each feature sees a 59-pixel patch: an experiment against the leave-one-source-out figures), or "
+            "separable_cnn (from scratch)",
+        )
         recipe.add_argument(
             "--backbone-weights",
             type=Path,
@@ -68,8 +75,9 @@ class Command(BaseCommand):
         )
         recipe.add_argument(
             "--trainable-from",
-            default="block_6_expand",
-            help="first MobileNetV2 layer to fine-tune ('all' for every layer; batch norm always stays frozen)",
+            default=None,
+            help="first MobileNetV2 layer to fine-tune ('all' for every layer; batch norm always stays frozen; "
+            "default block_6_expand, block_3_expand for mobilenet_v2_local)",
         )
         recipe.add_argument("--input-size", type=int, default=160, help="crop side in pixels (default 160)")
         recipe.add_argument("--stage1-steps", type=int, default=3800)
@@ -177,6 +185,7 @@ class Command(BaseCommand):
         )
 
     def _train_on_sources(self, options: dict) -> None:
+        from ml.image_model import PRETRAINED_BACKBONES
         from ml.sources import SOURCES
         from ml.train_sources import AUGMENTATIONS, SourceTrainingConfig, train_image_on_sources
 
@@ -188,8 +197,8 @@ class Command(BaseCommand):
         if options["self_blended"]:
             raise CommandError("--self-blended is the v1 face-swap encoder; the v2 recipe self-blends on its own")
         backbone_options = {}
-        if options["backbone"] == "mobilenet_v2":
-            trainable_from = options["trainable_from"]
+        if options["backbone"] in PRETRAINED_BACKBONES:
+            trainable_from = options["trainable_from"] or PRETRAINED_BACKBONES[options["backbone"]]
             backbone_options["trainable_from"] = None if trainable_from == "all" else trainable_from
         else:
             backbone_options["widths"] = tuple(int(width) for width in options["widths"].split(","))
@@ -232,7 +241,7 @@ class Command(BaseCommand):
                 data_dir=options["data"],
                 out_dir=out_dir,
                 config=config,
-                backbone_weights=options["backbone_weights"] if options["backbone"] == "mobilenet_v2" else None,
+                backbone_weights=options["backbone_weights"] if options["backbone"] in PRETRAINED_BACKBONES else None,
                 leave_out=options["leave_out"],
                 progress=self._say,
             )
