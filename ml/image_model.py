@@ -92,23 +92,9 @@ def build_mobilenet_v2_model(
     0.79 to 0.58 with them left training). Layers before `trainable_from` stay frozen as well: the early,
     high-resolution blocks cost most of the backward pass on a CPU and are generic edge and texture filters.
     """
-    import keras
     from keras import layers
 
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="face")
-    # MobileNetV2's own preprocessing (pixels to [-1, 1]), inside the model so callers pass uint8-range crops.
-    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
-    backbone = keras.applications.MobileNetV2(
-        alpha=1.0, include_top=False, weights=str(backbone_weights), input_tensor=scaled
-    )
-    trainable = trainable_from is None
-    for layer in backbone.layers:
-        if layer.name == trainable_from:
-            trainable = True
-        layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
-    if not trainable:
-        raise ValueError(f"MobileNetV2 has no layer named {trainable_from!r} to train from")
+    inputs, backbone = _imagenet_mobilenet_v2(backbone_weights, input_size, trainable_from, seed=seed)
     features = layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     return _with_head(inputs, features, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2")
 
@@ -137,29 +123,48 @@ def build_mobilenet_v2_local_model(
     `build_mobilenet_v2_model`; Grad-CAM reads the patch features, a finer map (20x20) than the full
     network's 5x5.
     """
+    from keras import layers
+
+    inputs, backbone = _imagenet_mobilenet_v2(
+        backbone_weights, input_size, trainable_from, last_layer=cut_at, seed=seed
+    )
+    patches = layers.Conv2D(patch_width, 1, activation="relu", name="patch_features")(backbone.get_layer(cut_at).output)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(patches)
+    return _with_head(inputs, pooled, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2_local")
+
+
+def _imagenet_mobilenet_v2(
+    backbone_weights: str | os.PathLike,
+    input_size: int,
+    trainable_from: str | None,
+    *,
+    last_layer: str | None = None,
+    seed: int,
+):
+    """The face input and the ImageNet MobileNetV2 over it, its layers inlined into one graph, trainable from
+    `trainable_from` (every layer when None) up to `last_layer` (the last one when None), batch norm frozen."""
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(input_size, input_size, 3), name="face")
+    # MobileNetV2's own preprocessing (pixels to [-1, 1]), inside the model so callers pass uint8-range crops.
     scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(inputs)
     backbone = keras.applications.MobileNetV2(
         alpha=1.0, include_top=False, weights=str(backbone_weights), input_tensor=scaled
     )
+    names = [layer.name for layer in backbone.layers]
+    if last_layer is not None and last_layer not in names:
+        raise ValueError(f"MobileNetV2 has no layer named {last_layer!r} to cut at")
+    used = names[: names.index(last_layer) + 1] if last_layer else names
+    if trainable_from is not None and trainable_from not in used:
+        raise ValueError(f"MobileNetV2 has no layer named {trainable_from!r} to train from")
     trainable = trainable_from is None
     for layer in backbone.layers:
         if layer.name == trainable_from:
             trainable = True
         layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
-        if layer.name == cut_at:
-            break
-    else:
-        raise ValueError(f"MobileNetV2 has no layer named {cut_at!r} to cut at")
-    if not trainable:
-        raise ValueError(f"MobileNetV2 has no layer named {trainable_from!r} before {cut_at!r} to train from")
-    patches = layers.Conv2D(patch_width, 1, activation="relu", name="patch_features")(backbone.get_layer(cut_at).output)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(patches)
-    return _with_head(inputs, pooled, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2_local")
+    return inputs, backbone
 
 
 def _with_head(inputs, pooled, embedding_dim: int, dropout: float, manipulation_types: tuple[str, ...], *, name: str):

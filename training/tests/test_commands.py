@@ -566,21 +566,17 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
     assert not (run / "registered.json").exists() and not ModelVersion.objects.exists()
 
 
-def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources: dict[str, Path]) -> None:
+def _pretrained_weights_or_skip() -> Path:
     from django.conf import settings as django_settings
 
     weights = Path(django_settings.UNMASK_WEIGHTS_DIR) / "mobilenet_v2_1.0_224_no_top.h5"
     if not weights.is_file():
         pytest.skip(f"pretrained weights not available: {weights} is missing (UNMASK_WEIGHTS_DIR)")
-    import keras
+    return weights
 
-    from ml.image_model import build_mobilenet_v2_model
 
-    classifier = build_mobilenet_v2_model(backbone_weights=weights, input_size=48, embedding_dim=8)
-    norms = [layer for layer in classifier.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and not any(layer.trainable for layer in norms)
-    assert not classifier.get_layer("block_5_project").trainable and classifier.get_layer("block_6_expand").trainable
-    run = tiny_sources["root"] / "run-mnv2"
+def _one_pretrained_step(tiny_sources: dict[str, Path], run: Path, weights: Path, *extra: str) -> dict:
+    """One stage-1 step of a pretrained backbone on the tiny sources (48 px, no video); the run's metrics.json."""
     _train_on_tiny_sources(
         tiny_sources,
         run,
@@ -597,18 +593,29 @@ def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources:
         "--backbone-weights",
         str(weights),
         "--no-register",
+        *extra,
     )
-    saved = json.loads((run / "metrics.json").read_text())
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_the_pretrained_backbone_trains_with_its_batch_norm_frozen(tiny_sources: dict[str, Path]) -> None:
+    weights = _pretrained_weights_or_skip()
+    import keras
+
+    from ml.image_model import build_mobilenet_v2_model
+
+    classifier = build_mobilenet_v2_model(backbone_weights=weights, input_size=48, embedding_dim=8)
+    norms = [layer for layer in classifier.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    assert not classifier.get_layer("block_5_project").trainable and classifier.get_layer("block_6_expand").trainable
+    run = tiny_sources["root"] / "run-mnv2"
+    saved = _one_pretrained_step(tiny_sources, run, weights)
     assert saved["settings"]["architecture"] == {"backbone": "mobilenet_v2", "trainable_from": "block_6_expand"}
     assert (run / "image_model.keras").stat().st_size > 5_000_000
 
 
 def test_the_local_backbone_scores_a_face_from_patches_it_sees_separately(tiny_sources: dict[str, Path]) -> None:
-    from django.conf import settings as django_settings
-
-    weights = Path(django_settings.UNMASK_WEIGHTS_DIR) / "mobilenet_v2_1.0_224_no_top.h5"
-    if not weights.is_file():
-        pytest.skip(f"pretrained weights not available: {weights} is missing (UNMASK_WEIGHTS_DIR)")
+    weights = _pretrained_weights_or_skip()
     import keras
 
     from ml.gradcam import find_last_spatial_layer
@@ -627,26 +634,7 @@ def test_the_local_backbone_scores_a_face_from_patches_it_sees_separately(tiny_s
     assert not np.allclose(before[0, 15:, 15:], after[0, 15:, 15:], atol=1e-3)
 
     run = tiny_sources["root"] / "run-mnv2-local"
-    _train_on_tiny_sources(
-        tiny_sources,
-        run,
-        "--video-sources",
-        "",
-        "--backbone",
-        "mobilenet_v2_local",
-        "--input-size",
-        "48",
-        "--embedding-dim",
-        "8",
-        "--batch-size",
-        "4",
-        "--stage1-steps",
-        "1",
-        "--backbone-weights",
-        str(weights),
-        "--no-register",
-    )
-    saved = json.loads((run / "metrics.json").read_text())
+    saved = _one_pretrained_step(tiny_sources, run, weights, "--backbone", "mobilenet_v2_local")
     assert saved["settings"]["architecture"] == {"backbone": "mobilenet_v2_local", "trainable_from": "block_3_expand"}
     model = ImageModel.load(run / "image_model.keras", saved["settings"])
     assert model.predict(np.zeros((2, 48, 48, 3), dtype=np.uint8)).probabilities.shape == (2,)
