@@ -13,6 +13,7 @@ is a new entry rather than a new code path (DeepfakeBench's detector registry).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -190,8 +191,11 @@ BACKBONES = {
     "mobilenet_v2_local": build_mobilenet_v2_local_model,
 }
 # The backbones initialised from the shared ImageNet MobileNetV2 file (`--backbone-weights`), each with the
-# first layer its training fine-tunes by default (the builders' `trainable_from`).
-PRETRAINED_BACKBONES = {"mobilenet_v2": "block_6_expand", "mobilenet_v2_local": "block_3_expand"}
+# first layer its training fine-tunes by default: read from its builder's `trainable_from`, so the two agree.
+PRETRAINED_BACKBONES = {
+    name: inspect.signature(BACKBONES[name]).parameters["trainable_from"].default
+    for name in ("mobilenet_v2", "mobilenet_v2_local")
+}
 
 
 def has_manipulation_head(classifier) -> bool:

@@ -113,7 +113,7 @@ class SourceTrainingConfig:
     """Everything that decides a training run, stored in its metrics.json."""
 
     backbone: str = "mobilenet_v2"
-    backbone_options: dict = field(default_factory=lambda: {"trainable_from": "block_6_expand"})
+    backbone_options: dict = field(default_factory=lambda: {"trainable_from": PRETRAINED_BACKBONES["mobilenet_v2"]})
     input_size: int = 160
     embedding_dim: int = 128
     dropout: float = 0.3
@@ -632,11 +632,10 @@ def train_image_on_sources(
     resynthesised = None
     if config.resynthesised:
         real_rows = stage1_rows[pool.labels[stage1_rows] == 0]
-        resynthesiser = train_resynthesiser(
-            pool.images[real_rows], steps=config.resynthesis_steps, seed=config.seed, progress=say
-        )
-        resynthesised = (real_rows, resynthesise(resynthesiser, pool.images[real_rows]))
-        del resynthesiser
+        real_crops = pool.images[real_rows]  # one copy of the real crops for training and reconstructing
+        resynthesiser = train_resynthesiser(real_crops, steps=config.resynthesis_steps, seed=config.seed, progress=say)
+        resynthesised = (real_rows, resynthesise(resynthesiser, real_crops))
+        del resynthesiser, real_crops
     stage1_streams = mixture_streams(pool, stage1_rows, self_blended=config.self_blended, resynthesised=resynthesised)
     say("stage 1 streams: " + ", ".join(f"{stream.name} ({sum(map(len, stream.units))})" for stream in stage1_streams))
     curves["stage1"] = train_stage(
