@@ -554,9 +554,13 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
         "--sharpness-matching",
         "0.5",
         "--even-blend-focus",
+        "--resynthesised-fakes",
+        "--resynthesis-steps",
+        "1",
     )
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["metrics"]["config"]["leave_out"] == "sdfd-ffhq"
+    assert saved["metrics"]["config"]["resynthesised"] is True
     # Its one step drew its crops through the sharpness matching and the even-focus self-blends, both stored
     # with the run like every option.
     assert saved["metrics"]["config"]["sharpness_matching"] == 0.5
