@@ -120,3 +120,73 @@ def self_blend(
         target = sharpness_of(crop) * float(np.exp(rng.uniform(-math.log(2), math.log(2))))
         blended = refocus(blended, target, mask=mask)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+# --- blends of two people ---------------------------------------------------------------------------------------
+# A self-blend teaches the seam with nothing else changed: same person, same light, same camera. A real swap also
+# pastes in another person's face, lit, coloured and focused by another camera, and fitted to a pose that is not
+# quite its own. Li et al. (CVPR 2020, "Face X-ray") made such pseudo-fakes from pairs of real faces: the donor
+# nearest in pose (landmarks) is aligned onto the target, its colours matched to the target's, and blended through
+# the target's face mask. `cross_blend` is that, with the self-blend's mask and focus rule.
+
+
+def landmark_shape(landmarks: np.ndarray) -> np.ndarray:
+    """The five landmarks (5 x 2) as a pose descriptor: centred and scaled to unit size (10 values)."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    centred = points - points.mean(axis=0)
+    scale = float(np.linalg.norm(centred))
+    return (centred / max(scale, 1e-6)).reshape(-1)
+
+
+def nearest_in_pose(target_shape: np.ndarray, candidate_shapes: np.ndarray) -> int:
+    """The index of the candidate whose pose descriptor is nearest the target's."""
+    return int(np.argmin(np.sum((np.asarray(candidate_shapes) - target_shape) ** 2, axis=1)))
+
+
+def _match_colours(donor: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The donor's colours moved to the target's inside the mask: per-channel mean and spread in Lab (Reinhard et
+    al. 2001), the colour transfer face-swap tools apply before blending."""
+    inside = mask > 0.5
+    if inside.sum() < 16:
+        return donor
+    donor_lab = cv2.cvtColor(np.clip(donor, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
+    donor_mean, donor_std = donor_lab[inside].mean(axis=0), donor_lab[inside].std(axis=0) + 1e-3
+    target_mean, target_std = target_lab[inside].mean(axis=0), target_lab[inside].std(axis=0) + 1e-3
+    moved = np.clip((donor_lab - donor_mean) * (target_std / donor_std) + target_mean, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(moved, cv2.COLOR_LAB2RGB).astype(np.float32)
+
+
+def cross_blend(
+    crop: np.ndarray,
+    landmarks: np.ndarray,
+    donor: np.ndarray,
+    donor_landmarks: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    even_focus: bool = False,
+) -> np.ndarray:
+    """A pseudo-swap: the inner face of `donor` (another real person's RGB uint8 crop) on the real `crop`.
+
+    The donor is aligned onto the crop by the similarity transform between their landmarks, its colours matched
+    to the crop's four times in five (a swap tool's colour transfer is not always good), and blended through
+    the crop's inner-face mask at a random opacity. `even_focus` as in `self_blend`.
+    """
+    size = crop.shape[0]
+    matrix, _ = cv2.estimateAffinePartial2D(
+        np.asarray(donor_landmarks, dtype=np.float32), np.asarray(landmarks, dtype=np.float32)
+    )
+    if matrix is None:  # degenerate landmarks: no alignment to make, so no swap either
+        return self_blend(crop, landmarks, rng, even_focus=even_focus)
+    aligned = cv2.warpAffine(
+        donor.astype(np.float32), matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    mask = inner_face_mask(landmarks, size, rng)
+    if rng.random() < 0.8:
+        aligned = _match_colours(aligned, crop, mask)
+    mask = mask * float(rng.choice(BLEND_RATIOS))
+    blended = aligned * mask[..., None] + crop.astype(np.float32) * (1.0 - mask[..., None])
+    if even_focus:
+        target = sharpness_of(crop) * float(np.exp(rng.uniform(-math.log(2), math.log(2))))
+        blended = refocus(blended, target, mask=mask)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

@@ -61,13 +61,17 @@ from ml.metrics import (
     roc_auc,
 )
 from ml.resynthesis import refocused_like, resynthesise, train_resynthesiser
-from ml.self_blend import self_blend
+from ml.self_blend import cross_blend, landmark_shape, nearest_in_pose, self_blend
 from ml.sharpness import SharpnessMatching, sharpness
 from ml.sources import IMAGE_SOURCES, SOURCES, VIDEO_FOLDS, VIDEO_SOURCES, deal_folds
 
 Progress = Callable[[str], None]
 VIDEO_STREAM = "videos"
 SELF_BLENDED_STREAM = "self-blended"
+CROSS_BLENDED_STREAM = "cross-blended"
+# Donor candidates drawn per cross-blend; the nearest in pose is pasted (Face X-ray searched a whole set; a
+# couple of dozen random faces already give a donor whose eyes and mouth sit where the target's do).
+CROSS_BLEND_CANDIDATES = 24
 RESYNTHESISED_STREAM = "resynthesised"
 
 
@@ -142,6 +146,10 @@ class SourceTrainingConfig:
     # Self-blends whose inner face is as often sharper than the real face as blurrier (`ml.self_blend`); off,
     # four in five are blurrier, which teaches "a blurry face is fake" (the recipe before 2026-12-03).
     even_blend_focus: bool = False
+    # A stream of blends of two different people's real faces (`ml.self_blend.cross_blend`, after Face X-ray):
+    # the identity, light and colour changes of a real swap beside the seam the self-blends teach. Off in the
+    # shipped recipe (an experiment of 2026-12-07: image card).
+    cross_blended: bool = False
     # A stream of pseudo-fakes re-synthesised from the training reals by an upsampling autoencoder
     # (`ml.resynthesis`), trained for `resynthesis_steps` before stage 1; off in the shipped recipe (an experiment
     # of 2026-12-06 against the leave-one-source-out figures: image card).
@@ -291,12 +299,14 @@ def load_crop_pool(
 @dataclass
 class Stream:
     """Rows of the pool drawn as one stream: a unit (one crop, or one video) uniformly, then a row of it.
-    `self_blended` streams are real rows turned into pseudo-fakes when drawn."""
+    `self_blended` streams are real rows turned into pseudo-fakes when drawn; `cross_blended` ones, real rows
+    given the inner face of another person's real row."""
 
     name: str
     units: list[np.ndarray]
     label: int
     self_blended: bool = False
+    cross_blended: bool = False
     # For a re-synthesised stream (one unit): the autoencoder's reconstruction of each of its rows, in order.
     resynthesised: np.ndarray | None = None
 
@@ -306,11 +316,13 @@ def mixture_streams(
     rows: np.ndarray,
     *,
     self_blended: bool,
+    cross_blended: bool = False,
     resynthesised: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Stream]:
     """One real and one fake stream per source among `rows` (video sources pooled into one pair), a
-    self-blended stream over every real row with landmarks, and with `resynthesised` (real rows and their
-    autoencoder reconstructions, `ml.resynthesis`) a stream of those reconstructions as fakes."""
+    self-blended stream over every real row with landmarks, with `cross_blended` a stream of blends of two
+    people's real rows, and with `resynthesised` (real rows and their autoencoder reconstructions,
+    `ml.resynthesis`) a stream of those reconstructions as fakes."""
     rows = np.asarray(rows)
     streams = []
     source_names = sorted({str(name) for name in pool.source[rows]})
@@ -337,6 +349,10 @@ def mixture_streams(
         reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
         if len(reals):
             streams.append(Stream(name=SELF_BLENDED_STREAM, units=[reals], label=1, self_blended=True))
+    if cross_blended:
+        reals = rows[(pool.labels[rows] == 0) & pool.has_landmarks[rows]]
+        if len(np.unique(pool.unit[reals])) > 1:
+            streams.append(Stream(name=CROSS_BLENDED_STREAM, units=[reals], label=1, cross_blended=True))
     if resynthesised is not None and len(resynthesised[0]):
         real_rows, images = resynthesised
         streams.append(Stream(name=RESYNTHESISED_STREAM, units=[np.asarray(real_rows)], label=1, resynthesised=images))
@@ -348,7 +364,12 @@ def stage2_streams(pool: CropPool, image_rows: np.ndarray, video_rows: np.ndarra
     the videos' fakes out (`config.video_fakes`); the self-blended stream then covers the real frames too."""
     if not config.video_fakes:
         video_rows = video_rows[pool.labels[video_rows] == 0]
-    return mixture_streams(pool, np.concatenate([image_rows, video_rows]), self_blended=config.self_blended)
+    return mixture_streams(
+        pool,
+        np.concatenate([image_rows, video_rows]),
+        self_blended=config.self_blended,
+        cross_blended=config.cross_blended,
+    )
 
 
 def stream_weights(streams: list[Stream], emphasis: dict[str, float] | None = None) -> np.ndarray:
@@ -387,6 +408,22 @@ def mixture_batches(
 
     weights = stream_weights(streams, emphasis)
     face_swap = MANIPULATION_TYPES.index("face_swap")
+    # Pose descriptors of every real row a cross-blended stream may take a donor from, computed once.
+    donor_shapes = {
+        number: np.stack([landmark_shape(pool.landmarks[row]) for row in stream.units[0]])
+        for number, stream in enumerate(streams)
+        if stream.cross_blended
+    }
+
+    def donor_for(stream_number: int, row: int, rng: np.random.Generator) -> int:
+        """A real row of another unit (another person or video) nearest in pose among a few drawn at random."""
+        candidates = streams[stream_number].units[0]
+        drawn = rng.integers(len(candidates), size=CROSS_BLEND_CANDIDATES)
+        drawn = drawn[pool.unit[candidates[drawn]] != pool.unit[row]]
+        if len(drawn) == 0:
+            drawn = np.flatnonzero(pool.unit[candidates] != pool.unit[row])[:1]
+        shapes = donor_shapes[stream_number]
+        return int(candidates[drawn[nearest_in_pose(landmark_shape(pool.landmarks[row]), shapes[drawn])]])
 
     class MixtureBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -414,6 +451,17 @@ def mixture_batches(
                     crop = matching.apply(crop, pool.source[row], pool.labels[row], rng)
                 if stream.self_blended:
                     crop = self_blend(crop, pool.landmarks[row], rng, even_focus=even_blend_focus)
+                    kinds[position] = face_swap
+                elif stream.cross_blended:
+                    donor = donor_for(int(stream_number), row, rng)
+                    crop = cross_blend(
+                        crop,
+                        pool.landmarks[row],
+                        pool.images[donor],
+                        pool.landmarks[donor],
+                        rng,
+                        even_focus=even_blend_focus,
+                    )
                     kinds[position] = face_swap
                 elif stream.resynthesised is not None:
                     crop = refocused_like(stream.resynthesised[drawn], crop, rng)
@@ -483,7 +531,9 @@ def train_stage(
     )
     matching = None
     if config.sharpness_matching > 0:
-        rows = np.concatenate([unit for stream in streams if not stream.self_blended for unit in stream.units])
+        rows = np.concatenate(
+            [unit for stream in streams if not (stream.self_blended or stream.cross_blended) for unit in stream.units]
+        )
         values = pool.sharpness[rows]
         matching = SharpnessMatching(
             pool.source[rows], pool.labels[rows], values, probability=config.sharpness_matching
@@ -636,7 +686,13 @@ def train_image_on_sources(
         resynthesiser = train_resynthesiser(real_crops, steps=config.resynthesis_steps, seed=config.seed, progress=say)
         resynthesised = (real_rows, resynthesise(resynthesiser, real_crops))
         del resynthesiser, real_crops
-    stage1_streams = mixture_streams(pool, stage1_rows, self_blended=config.self_blended, resynthesised=resynthesised)
+    stage1_streams = mixture_streams(
+        pool,
+        stage1_rows,
+        self_blended=config.self_blended,
+        cross_blended=config.cross_blended,
+        resynthesised=resynthesised,
+    )
     say("stage 1 streams: " + ", ".join(f"{stream.name} ({sum(map(len, stream.units))})" for stream in stage1_streams))
     curves["stage1"] = train_stage(
         classifier,

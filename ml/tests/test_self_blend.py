@@ -1,11 +1,20 @@
-"""Self-blended pseudo-fakes: landmarks land where the crop puts them, and only the inner face changes."""
+"""Self-blended and cross-blended pseudo-fakes: landmarks land where the crop puts them, and only the inner face
+changes."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ml.faces import CropRule, crop_square
-from ml.self_blend import LANDMARK_ORDER, crop_landmarks, inner_face_mask, self_blend
+from ml.self_blend import (
+    LANDMARK_ORDER,
+    crop_landmarks,
+    cross_blend,
+    inner_face_mask,
+    landmark_shape,
+    nearest_in_pose,
+    self_blend,
+)
 
 # Where MTCNN puts them in a 128 px crop of a frontal face (margin 0.15).
 FACE_LANDMARKS = np.float32([[45, 52], [83, 52], [64, 72], [49, 92], [79, 92]])
@@ -94,3 +103,44 @@ def test_even_focus_blends_are_as_often_sharper_than_their_face_as_blurrier() ->
     # ... the even ones split about evenly, within the factor of 2 either way they are drawn from.
     assert 0.3 < (even < 1).mean() < 0.7
     assert 0.4 < np.median(even) < 2.5
+
+
+def test_a_cross_blend_puts_the_donors_aligned_face_inside_the_targets_and_nothing_at_its_edges() -> None:
+    target = _textured_crop()
+    # The donor's face sits smaller and shifted in its crop; a bright square marks its nose.
+    donor_landmarks = FACE_LANDMARKS * 0.8 + np.float32([6, 10])
+    donor = np.full((128, 128, 3), 40, dtype=np.uint8)
+    nose_x, nose_y = (int(round(value)) for value in donor_landmarks[2])
+    donor[nose_y - 4 : nose_y + 5, nose_x - 4 : nose_x + 5] = 250
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        blended = cross_blend(target, FACE_LANDMARKS, donor, donor_landmarks, rng)
+        assert blended.shape == target.shape and blended.dtype == np.uint8
+        difference = np.abs(blended.astype(int) - target.astype(int)).max(axis=2)
+        assert difference[:4].max() <= 2 and difference[:, :4].max() <= 2 and difference[:, -4:].max() <= 2
+        # Aligned by the landmarks, the donor's nose lands on the target's: brighter there than around it.
+        assert blended[70:75, 62:67].mean() > blended[60:80, 40:50].mean()
+
+
+def test_colour_matching_brings_the_donors_face_to_the_targets_colour() -> None:
+    target = np.zeros((128, 128, 3), dtype=np.uint8)
+    target[...] = (180, 120, 100)
+    donor = np.zeros((128, 128, 3), dtype=np.uint8)
+    donor[...] = (60, 90, 160)
+    centres = [
+        cross_blend(target, FACE_LANDMARKS, donor, FACE_LANDMARKS, np.random.default_rng(seed))[70, 64]
+        for seed in range(40)
+    ]
+    distances = [int(np.abs(centre.astype(int) - target[70, 64].astype(int)).sum()) for centre in centres]
+    # Four blends in five take the target's colours (a few levels off, from rounding through Lab); the rest keep
+    # the donor's, as a swap with a poor colour transfer does.
+    assert 0.6 < np.mean(np.asarray(distances) <= 12) < 0.95
+    assert max(distances) > 60
+
+
+def test_the_donor_nearest_in_pose_is_chosen() -> None:
+    # A face turned aside: its nose moves further than its eyes and mouth.
+    turned = FACE_LANDMARKS + np.float32([[12, 0], [12, 0], [20, 0], [12, 0], [12, 0]])
+    candidates = np.stack([landmark_shape(turned), landmark_shape(FACE_LANDMARKS * 1.3 + 5)])
+    # Scale and position do not count, pose does: the enlarged frontal face is nearest a frontal target.
+    assert nearest_in_pose(landmark_shape(FACE_LANDMARKS), candidates) == 1

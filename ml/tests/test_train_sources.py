@@ -7,6 +7,7 @@ import numpy as np
 
 from ml.augment import AugmentConfig
 from ml.train_sources import (
+    CROSS_BLENDED_STREAM,
     RESYNTHESISED_STREAM,
     CropPool,
     SourceTrainingConfig,
@@ -133,3 +134,27 @@ def test_the_resynthesised_stream_draws_reconstructions_of_real_rows_as_fakes_of
     for image in images[unknown_kind].astype(np.uint8):
         distances = [np.abs(image.astype(float) - other.astype(float)).mean() for other in [*reconstructions, *faces]]
         assert int(np.argmin(distances)) < len(reconstructions)
+
+
+def test_the_cross_blended_stream_pastes_another_units_face_and_calls_it_a_face_swap() -> None:
+    # Two real faces of two source videos, each one flat colour, with a frontal face's landmarks.
+    faces = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+    faces[0], faces[1], faces[2], faces[3] = 60, 200, 120, 120
+    pool = _two_reals_two_fakes(faces)
+    pool.landmarks[:] = np.float32([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]])
+    streams = mixture_streams(pool, np.arange(4), self_blended=False, cross_blended=True)
+    assert [stream.name for stream in streams] == ["dfdc-faces:real", "dfdc-faces:fake", CROSS_BLENDED_STREAM]
+    assert _rows_by_stream(streams)[CROSS_BLENDED_STREAM] == [0, 1]
+
+    images, targets = mixture_batches(pool, streams, steps=1, batch_size=64, augment=UNTOUCHED, seed=0)[0]
+    labels = targets["logit"].ravel()
+    # A blend keeps its own face's edges and takes the other person's face in the middle (never its own:
+    # a flat face blended with itself would not change).
+    blends = [image for image in images if image[0, 0, 0] in (60, 200) and image[32, 32, 0] not in (60, 200)]
+    assert blends
+    for image in blends:
+        assert labels[[np.array_equal(image, other) for other in images].index(True)] == 1
+        edge, centre = image[0, 0, 0], image[34, 32, 0]
+        assert (centre > edge) if edge == 60 else (centre < edge)
+    # Every fake the stream drew is a face swap to the second head.
+    assert set(targets["manipulation"][labels == 1].tolist()) == {0}

@@ -541,7 +541,7 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
     tiny_sources: dict[str, Path],
 ) -> None:
     run = tiny_sources["root"] / "run-loso"
-    _train_on_tiny_sources(
+    output = _train_on_tiny_sources(
         tiny_sources,
         run,
         "--leave-out",
@@ -554,6 +554,7 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
         "--sharpness-matching",
         "0.5",
         "--even-blend-focus",
+        "--cross-blended",
         "--resynthesised-fakes",
         "--resynthesis-steps",
         "1",
@@ -561,10 +562,12 @@ def test_a_left_out_source_is_neither_trained_nor_calibrated_on_and_never_regist
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["metrics"]["config"]["leave_out"] == "sdfd-ffhq"
     assert saved["metrics"]["config"]["resynthesised"] is True
-    # Its one step drew its crops through the sharpness matching and the even-focus self-blends, both stored
-    # with the run like every option.
+    # Its one step drew its crops through the sharpness matching, the even-focus self-blends and the
+    # cross-blends, each stored with the run like every option.
     assert saved["metrics"]["config"]["sharpness_matching"] == 0.5
     assert saved["metrics"]["config"]["even_blend_focus"] is True
+    assert saved["metrics"]["config"]["cross_blended"] is True
+    assert "cross-blended (" in output  # the stream was made, from the trained source's real faces
     assert "sdfd-ffhq" not in saved["settings"]["calibration"]["fitted_on"]
     assert "sdfd-ffhq" in saved["metrics"]["held_out"]["test_auc"]
     assert not (run / "registered.json").exists() and not ModelVersion.objects.exists()

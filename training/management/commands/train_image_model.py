@@ -121,6 +121,12 @@ class Command(BaseCommand):
             help="self-blends whose inner face is as often sharper than the real face as blurrier (ml/self_blend.py)",
         )
         recipe.add_argument(
+            "--cross-blended",
+            action="store_true",
+            help="a stream of pseudo-swaps pasting one real person's inner face onto another's, aligned by "
+            "landmarks and colour-matched (Face X-ray's blended images; ml/self_blend.py); off in the shipped recipe",
+        )
+        recipe.add_argument(
             "--resynthesised-fakes",
             action="store_true",
             help="a stream of pseudo-fakes re-synthesised from the training reals by a small upsampling "
@@ -228,6 +234,7 @@ class Command(BaseCommand):
             video_fakes=not options["video_reals_only"],
             sharpness_matching=options["sharpness_matching"],
             even_blend_focus=options["even_blend_focus"],
+            cross_blended=options["cross_blended"],
             test_time_flip=options["test_time_flip"] != "off",
             resynthesised=options["resynthesised_fakes"],
             resynthesis_steps=options["resynthesis_steps"],
