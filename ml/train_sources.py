@@ -24,6 +24,8 @@ The recipe (`SourceTrainingConfig`), run by `manage.py train_image_model --sourc
 
 With `resynthesised` (off), stage 1 also draws pseudo-fakes re-synthesised from its real faces by a small
 upsampling autoencoder (`ml.resynthesis`): measured on 2026-12-06, it made every left-out figure worse (image card).
+With `cross_blended` (off), stage 1 also draws pseudo-swaps pasting one real person's inner face onto another's
+(`ml.self_blend.cross_blend`, after Face X-ray): measured on 2026-12-07 (image card).
 
 A second head learns which kind of fake a face is (`ml.image_model.MANIPULATION_TYPES`) from the sources'
 labels, on fakes only; it never touches the verdict.
