@@ -115,6 +115,13 @@ def self_blend(
     size = crop.shape[0]
     mask = inner_face_mask(landmarks, size, rng) * float(rng.choice(BLEND_RATIOS))
     source = _altered_copy(crop, rng, even_focus=even_focus)
+    return _blend(crop, source, mask, rng, even_focus=even_focus)
+
+
+def _blend(
+    crop: np.ndarray, source: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, even_focus: bool
+) -> np.ndarray:
+    """`source` (float32) over `crop` through `mask`, refocused with `even_focus` (`self_blend`), as uint8."""
     blended = source * mask[..., None] + crop.astype(np.float32) * (1.0 - mask[..., None])
     if even_focus:
         target = sharpness_of(crop) * float(np.exp(rng.uniform(-math.log(2), math.log(2))))
@@ -184,9 +191,4 @@ def cross_blend(
     mask = inner_face_mask(landmarks, size, rng)
     if rng.random() < 0.8:
         aligned = _match_colours(aligned, crop, mask)
-    mask = mask * float(rng.choice(BLEND_RATIOS))
-    blended = aligned * mask[..., None] + crop.astype(np.float32) * (1.0 - mask[..., None])
-    if even_focus:
-        target = sharpness_of(crop) * float(np.exp(rng.uniform(-math.log(2), math.log(2))))
-        blended = refocus(blended, target, mask=mask)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return _blend(crop, aligned, mask * float(rng.choice(BLEND_RATIOS)), rng, even_focus=even_focus)
