@@ -871,3 +871,35 @@ def test_ensemble_check_mirror_scores_each_face_both_ways_and_their_mean(
     assert all(
         cell == "n/a" or -1.0 <= float(cell) <= 1.0 for cell in rows["score agreement of the first two (Spearman)"]
     )
+
+
+def test_probe_check_reads_frozen_features_with_and_without_each_source(
+    tiny_sources: dict[str, Path], tmp_path: Path
+) -> None:
+    common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"]), "--input-size", "48"]
+    common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf", "--layers", "block_3_expand_relu"]
+    common += ["--backbone-weights", str(_pretrained_weights_or_skip()), "--features-cache", str(tmp_path)]
+    output = _run("probe_check", "--video-folds", *common).splitlines()
+    # One block's mean and spread: 144 channels, twice.
+    assert output[0].startswith("features: 288 per face")
+    header = [cell.strip() for cell in output[1].strip("|").split("|")]
+    assert header == ["trained on", "L2", "sdfd-ffhq test", "dfdc-faces test", "frames, all", "celebdf frames"]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in output[3:]]
+    assert [row[0] for row in rows][:3] == [
+        "all sources",
+        "without sdfd-ffhq (bold: left out)",
+        "without dfdc-faces (bold: left out)",
+    ]
+    assert rows[3][0].startswith("all sources and the other folds' video frames")
+    assert all(float(strength) in (1e-3, 1e-2, 1e-1, 1.0) for strength in rows[0][1].split("/"))
+    # The source left out is the one cell set in bold on its row.
+    assert rows[1][2].startswith("**") and rows[2][3].startswith("**") and not rows[1][3].startswith("**")
+    for row in rows:
+        for cell in row[2:]:
+            assert cell == "n/a" or 0.0 <= float(cell.strip("*")) <= 1.0
+    # The features are kept: a second run refits without extracting them again, and gives the same table.
+    cached = sorted(path.name for path in tmp_path.rglob("*.npz"))
+    assert cached == ["pool.npz", "self-blends-1-seed0.npz"]
+    assert _run("probe_check", "--video-folds", *common).splitlines()[1:] == output[1:]
+    with pytest.raises(CommandError, match="no backbone weights"):
+        _run("probe_check", *common, "--backbone-weights", str(tmp_path / "missing.h5"))
