@@ -901,5 +901,9 @@ def test_probe_check_reads_frozen_features_with_and_without_each_source(
     cached = sorted(path.name for path in tmp_path.rglob("*.npz"))
     assert cached == ["pool.npz", "self-blends-1-seed0.npz"]
     assert _run("probe_check", "--video-folds", *common).splitlines()[1:] == output[1:]
+    # Without self-blends the probes train on the sources' own fakes alone (no blends made or cached).
+    without_blends = _run("probe_check", *common, "--self-blends", "0").splitlines()
+    assert [line.split("|")[1].strip() for line in without_blends[3:]] == [row[0] for row in rows[:3]]
+    assert sorted(path.name for path in tmp_path.rglob("*.npz")) == cached
     with pytest.raises(CommandError, match="no backbone weights"):
         _run("probe_check", *common, "--backbone-weights", str(tmp_path / "missing.h5"))

@@ -85,7 +85,7 @@ class Command(BaseCommand):
         cache_dir = options["features_cache"] / f"{size}px-{'-'.join(layers)}"
         features = _cached_features(cache_dir / "pool.npz", pool.names, lambda: extract(pool.images))
         blend_rows, blend_features = _self_blend_features(
-            pool, sources, options["self_blends"], options["seed"], cache_dir, extract
+            pool, sources, options["self_blends"], options["seed"], cache_dir, extract, width=features.shape[1]
         )
         self.stdout.write(f"features: {features.shape[1]} per face, {time.monotonic() - started:.0f} s")
 
@@ -165,9 +165,9 @@ def _cached_features(path: Path, names: list[str], compute) -> np.ndarray:
     return features
 
 
-def _self_blend_features(pool, sources, copies: int, seed: int, cache_dir: Path, extract):
-    """(pool row of the real each blend was made from, the blends' features): `copies` self-blends of every
-    training real with landmarks of `sources`, made with a fixed seed."""
+def _self_blend_features(pool, sources, copies: int, seed: int, cache_dir: Path, extract, *, width: int):
+    """(pool row of the real each blend was made from, the blends' features, `width` per blend): `copies`
+    self-blends of every training real with landmarks of `sources`, made with a fixed seed."""
     from ml.self_blend import self_blend
 
     reals = np.flatnonzero(
@@ -175,7 +175,7 @@ def _self_blend_features(pool, sources, copies: int, seed: int, cache_dir: Path,
     )
     rows = np.repeat(reals, copies)
     if not len(rows):
-        return rows, np.zeros((0, 0), dtype=np.float32)
+        return rows, np.zeros((0, width), dtype=np.float32)
     copy_numbers = np.tile(np.arange(copies), len(reals))
     names = [f"{pool.names[row]}~blend{copy}~seed{seed}" for row, copy in zip(rows, copy_numbers, strict=True)]
 
