@@ -95,7 +95,7 @@ def build_mobilenet_v2_model(
     """
     from keras import layers
 
-    inputs, backbone = _imagenet_mobilenet_v2(backbone_weights, input_size, trainable_from, seed=seed)
+    inputs, backbone = imagenet_mobilenet_v2(backbone_weights, input_size, trainable_from, seed=seed)
     features = layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     return _with_head(inputs, features, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2")
 
@@ -126,15 +126,13 @@ def build_mobilenet_v2_local_model(
     """
     from keras import layers
 
-    inputs, backbone = _imagenet_mobilenet_v2(
-        backbone_weights, input_size, trainable_from, last_layer=cut_at, seed=seed
-    )
+    inputs, backbone = imagenet_mobilenet_v2(backbone_weights, input_size, trainable_from, last_layer=cut_at, seed=seed)
     patches = layers.Conv2D(patch_width, 1, activation="relu", name="patch_features")(backbone.get_layer(cut_at).output)
     pooled = layers.GlobalAveragePooling2D(name="pool")(patches)
     return _with_head(inputs, pooled, embedding_dim, dropout, manipulation_types, name="unmask_image_mnv2_local")
 
 
-def _imagenet_mobilenet_v2(
+def imagenet_mobilenet_v2(
     backbone_weights: str | os.PathLike,
     input_size: int,
     trainable_from: str | None,

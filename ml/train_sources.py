@@ -640,7 +640,7 @@ def _rows(pool: CropPool, *, splits: tuple[str, ...], sources: tuple[str, ...]) 
     return np.flatnonzero(np.isin(pool.split, splits) & np.isin(pool.source, sources))
 
 
-def _balanced_weights(groups: np.ndarray) -> np.ndarray:
+def balanced_weights(groups: np.ndarray) -> np.ndarray:
     """One weight per row so that every group (data source) has the same total weight."""
     groups = np.asarray(groups)
     weights = np.zeros(len(groups), dtype=np.float64)
@@ -805,7 +805,7 @@ def decide_and_report(
     decision_logits = predict_rows(classifier, pool, calibration_rows, mirror=config.test_time_flip)["logits"]
     decision_labels, decision_groups = pool.labels[calibration_rows], pool.source[calibration_rows]
     has_oof = bool(len(video_rows)) and not np.isnan(oof["logits"]).any()
-    calibration = fit_isotonic_calibration(decision_logits, decision_labels, weights=_balanced_weights(decision_groups))
+    calibration = fit_isotonic_calibration(decision_logits, decision_labels, weights=balanced_weights(decision_groups))
     probabilities = calibration.probabilities(decision_logits)
     threshold = choose_threshold_capped(
         decision_labels, probabilities, decision_groups, max_false_positive_rate=config.max_false_positive_rate

@@ -1,12 +1,29 @@
-"""What the checks on the cached crops (`framing_check`, `sharpness_check`) share: a trained image model, and the
-crops `prepare_training_data` cached for the named sources, cut at that model's input size."""
+"""What the checks on the cached crops (`framing_check`, `sharpness_check`, `ensemble_check`, `probe_check`) share:
+their arguments, a trained image model, and the crops `prepare_training_data` cached for the named sources, cut at
+that model's input size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from django.core.management.base import CommandError
+from django.conf import settings as django_settings
+from django.core.management.base import CommandError, CommandParser
+
+
+def add_crop_arguments(parser: CommandParser, *, video_sources: bool = True) -> None:
+    """--cache, --data, --sources and (with `video_sources`) --video-sources: where the cached crops are, and of
+    which sources."""
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(django_settings.VAR_DIR) / "ml" / "sources",
+        help="prepare_training_data's crop cache",
+    )
+    parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
+    parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
+    if video_sources:
+        parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
 
 
 def source_names(text: str) -> tuple[str, ...]:

@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml.metrics import rank_correlation
+from training.crop_checks import add_crop_arguments
 
 
 class Command(BaseCommand):
@@ -28,7 +28,6 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        default_var = Path(django_settings.VAR_DIR) / "ml"
         parser.add_argument("--weights", required=True, nargs="+", type=Path, help="image models' .keras files")
         parser.add_argument(
             "--frames",
@@ -37,12 +36,7 @@ class Command(BaseCommand):
             default=[],
             help="each run's out-of-fold frame scores (video_frames_oof.npz), in the order of --weights",
         )
-        parser.add_argument(
-            "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
-        )
-        parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
-        parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
-        parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
+        add_crop_arguments(parser)
         parser.add_argument(
             "--mirror",
             action="store_true",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from training.crop_checks import add_crop_arguments
 
 # Keeping the centre 1/1.3 of a crop removes the crop rule's 0.15 margin on each side: the bare face box, which
 # is what the detector's crop holds when the face fills the picture. Bars of 12.5% over the left and right
@@ -26,13 +27,8 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        default_var = Path(django_settings.VAR_DIR) / "ml"
         parser.add_argument("--weights", required=True, type=Path, help="the image model's .keras file")
-        parser.add_argument(
-            "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
-        )
-        parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
-        parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
+        add_crop_arguments(parser, video_sources=False)
 
     def handle(self, *args, **options) -> None:
         from ml.augment import add_bars

@@ -19,6 +19,8 @@ import numpy as np
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from training.crop_checks import add_crop_arguments
+
 DEFAULT_LAYERS = "block_3_expand_relu,block_6_expand_relu,block_13_expand_relu,out_relu"
 # L2 strengths tried; the one with the lowest log-loss on the training sources' calibration splits is kept.
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
@@ -36,9 +38,7 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        default_var = Path(django_settings.VAR_DIR) / "ml"
-        parser.add_argument("--cache", type=Path, default=default_var / "sources", help="prepare_training_data's cache")
-        parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
+        add_crop_arguments(parser)
         parser.add_argument(
             "--backbone-weights",
             type=Path,
@@ -47,8 +47,6 @@ class Command(BaseCommand):
         )
         parser.add_argument("--layers", default=DEFAULT_LAYERS, help="comma-separated MobileNetV2 layer names")
         parser.add_argument("--input-size", type=int, default=160, help="the cached crops' size (the shipped 160 px)")
-        parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
-        parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
         parser.add_argument(
             "--self-blends", type=int, default=1, help="self-blended copies per training real (0: none)"
         )
@@ -60,7 +58,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
-            "--features-cache", type=Path, default=default_var / "probe-features", help="where features are kept"
+            "--features-cache",
+            type=Path,
+            default=Path(django_settings.VAR_DIR) / "ml" / "probe-features",
+            help="where features are kept",
         )
 
     def handle(self, *args, **options) -> None:
@@ -98,26 +99,27 @@ class Command(BaseCommand):
             "| trained on | L2 | " + " | ".join(title for title, _ in columns) + " |",
             "|---|---|" + "---|" * len(columns),
         ]
+
+        def row(label: str, strengths: str, logits: np.ndarray, bold: str | None = None) -> str:
+            """One line of the table: the ROC-AUC of `logits` (one per pool row) in every column."""
+            cells = []
+            for title, rows in columns:
+                auc = roc_auc(pool.labels[rows], logits[rows])
+                mark = "**" if title == bold else ""
+                cells.append("n/a" if auc is None else f"{mark}{auc:.3f}{mark}")
+            return f"| {label} | {strengths} | " + " | ".join(cells) + " |"
+
         for left_out in (None, *sources):
             kept = tuple(name for name in sources if name != left_out)
             fit = _fit_probe(pool, features, blend_rows, blend_features, kept, seed=options["seed"])
-            cells = []
-            for title, rows in columns:
-                auc = roc_auc(pool.labels[rows], fit(features[rows]))
-                mark = "**" if title == f"{left_out} test" else ""
-                cells.append("n/a" if auc is None else f"{mark}{auc:.3f}{mark}")
             label = "all sources" if left_out is None else f"without {left_out} (bold: left out)"
-            lines.append(f"| {label} | {fit.l2:g} | " + " | ".join(cells) + " |")
+            lines.append(row(label, f"{fit.l2:g}", fit(features), bold=f"{left_out} test"))
         if options["video_folds"]:
             logits, strengths = _cross_fitted_logits(
                 pool, features, blend_rows, blend_features, sources, frames, tests, seed=options["seed"]
             )
-            cells = []
-            for _, rows in columns:
-                auc = roc_auc(pool.labels[rows], logits[rows])
-                cells.append("n/a" if auc is None else f"{auc:.3f}")
             label = "all sources and the other folds' video frames (frames: out of fold; tests: mean of the folds)"
-            lines.append(f"| {label} | {strengths} | " + " | ".join(cells) + " |")
+            lines.append(row(label, strengths, logits))
         self.stdout.write("\n".join(lines))
 
 
@@ -127,9 +129,10 @@ def _feature_extractor(weights: Path, layers: tuple[str, ...], size: int):
     import keras
     import tensorflow as tf
 
-    inputs = keras.Input(shape=(size, size, 3))
-    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    backbone = keras.applications.MobileNetV2(alpha=1.0, include_top=False, weights=str(weights), input_tensor=scaled)
+    from ml.image_model import imagenet_mobilenet_v2
+
+    # The shipped model's own backbone and preprocessing, never trained here (inference mode below).
+    inputs, backbone = imagenet_mobilenet_v2(weights, size, trainable_from=None, seed=0)
     try:
         maps = [backbone.get_layer(name).output for name in layers]
     except ValueError as exc:
@@ -226,6 +229,7 @@ def _fit_probe(
     training rows, weighed per source and label alike. Returns a scorer (features -> logits) with the chosen
     `l2` as an attribute."""
     from ml.metrics import log_loss, sigmoid
+    from ml.train_sources import balanced_weights
 
     train = np.flatnonzero((pool.split == "train") & np.isin(pool.source, sources))
     train = np.concatenate([train, np.asarray(extra_rows, dtype=train.dtype)])
@@ -239,11 +243,7 @@ def _fit_probe(
             np.full(int(blends.sum()), "self-blended"),
         ]
     )
-    weights = np.zeros(len(cells))
-    for cell in set(cells.tolist()):
-        members = cells == cell
-        weights[members] = 1.0 / members.sum()
-    weights *= len(cells) / weights.sum()
+    weights = balanced_weights(cells)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
 
     best = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml.metrics import rank_correlation
 from ml.sharpness import sharpness
+from training.crop_checks import add_crop_arguments
 
 
 def self_blend_focus_table(pool, sources: list[str], count: int) -> list[str]:
@@ -53,17 +53,11 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        default_var = Path(django_settings.VAR_DIR) / "ml"
         parser.add_argument("--weights", required=True, type=Path, help="the image model's .keras file")
         parser.add_argument(
             "--frames", type=Path, default=None, help="out-of-fold frame scores (a run's video_frames_oof.npz)"
         )
-        parser.add_argument(
-            "--cache", type=Path, default=default_var / "sources", help="prepare_training_data's crop cache"
-        )
-        parser.add_argument("--data", type=Path, default=Path(django_settings.UNMASK_DATA_DIR), help="shared data")
-        parser.add_argument("--sources", default="stylegan-celeba,sdfd-ffhq,dfdc-faces", help="image sources")
-        parser.add_argument("--video-sources", default="ffpp,celebdf,celebdf-full", help="video sources")
+        add_crop_arguments(parser)
         parser.add_argument(
             "--self-blends",
             type=int,
