@@ -76,16 +76,17 @@ test: $(VENV)/.dev-installed test-packages
 # first time (cached after), the image model ~55 minutes, the video model a few minutes. The image model is
 # stage 1 alone, 3,800 steps: no video stage, which scored held-out video frames worse (image card, *Stage 1
 # alone*), so the hour it took goes to stage 1 and every video frame stays held out for the video model. Every
-# face is scored with its mirror image (test-time flipping, the recipe's default since 2026-12-06: 2.1.0).
+# face is scored with its mirror image (test-time flipping, the recipe's default since 2026-12-06: 2.1.0), and the
+# fakes include blends of two people (`--cross-blended`, since 2026-12-07: 2.2.0; image card, *blends of two people*).
 SOURCES := stylegan-celeba,sdfd-ffhq,dfdc-faces
 IMAGE_RUN := var/ml/runs/image-v2
 train: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py prepare_training_data --data $(DATA)
 	nice -n 10 $(BIN)/python manage.py train_image_model --sources $(SOURCES) --data $(DATA) --out $(IMAGE_RUN) \
-	  --stage1-steps 3800 --stage2-steps 0 --seed 0 --model-version 2.1.0 --activate
+	  --stage1-steps 3800 --stage2-steps 0 --seed 0 --cross-blended --model-version 2.2.0 --activate
 	$(BIN)/python manage.py train_video_model --image-run $(IMAGE_RUN) --out var/ml/runs/video-v2 \
-	  --seed 0 --model-version 2.1.0 --activate
+	  --seed 0 --model-version 2.2.0 --activate
 
 # Leave-one-source-out: the image recipe trained once without each image source, scored on it by `make evaluate`.
 # Stage 1 gets the 1,200 steps of the recipe experiments, not the shipped 3,000, and no cross-fitting, so that
