@@ -61,6 +61,16 @@ def load_model_and_crops(
     return classifier, pool
 
 
+def model_and_crops_of(options: dict):
+    """`load_model_and_crops` for a check's parsed options (--weights and those `add_crop_arguments` adds):
+    (the classifier, the crop pool, the image source names, the video source names)."""
+    sources, video_sources = source_names(options["sources"]), source_names(options.get("video_sources", ""))
+    classifier, pool = load_model_and_crops(
+        options["weights"], cache=options["cache"], data=options["data"], sources=sources, video_sources=video_sources
+    )
+    return classifier, pool, sources, video_sources
+
+
 def _frame_scores(path: Path):
     """A run's `video_frames_oof.npz`, opened; CommandError where there is none."""
     if not path.is_file():

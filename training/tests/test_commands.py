@@ -797,6 +797,36 @@ def test_sharpness_check_relates_the_score_to_focus_per_source(
         _run("sharpness_check", "--weights", str(tiny_v2_run / "image_model.keras"), "--frames", str(stale), *common)
 
 
+def test_calibration_check_sets_the_per_kind_maps_beside_the_shipped_one(
+    tiny_sources: dict[str, Path], tiny_v2_run: Path
+) -> None:
+    common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
+    common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]
+
+    table = _run("calibration_check", "--weights", str(tiny_v2_run / "image_model.keras"), "--mirror", *common)
+    lines = table.splitlines()
+
+    assert "each scored with its mirror image" in lines[0]
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header == [
+        "held-out",
+        "faces (fake)",
+        "one map (shipped)",
+        "one map per kind, hard",
+        "one map per kind, soft",
+    ]
+    assert [line.split("|")[1].strip() for line in lines[4:]] == [
+        "sdfd-ffhq",
+        "dfdc-faces",
+        "celebdf",
+        "all held-out (ECE)",
+    ]
+    # Every cell of a source is "ECE / reals called fake / fakes called fake", each a share.
+    for line in lines[4:-1]:
+        for cell in line.strip("|").split("|")[2:]:
+            assert all(0.0 <= float(value) <= 1.0 for value in cell.split(" / "))
+
+
 def test_ensemble_check_compares_runs_and_their_mean(tiny_sources: dict[str, Path], tiny_v2_run: Path) -> None:
     common = ["--cache", str(tiny_sources["cache"]), "--data", str(tiny_sources["data"])]
     common += ["--sources", "sdfd-ffhq,dfdc-faces", "--video-sources", "celebdf"]

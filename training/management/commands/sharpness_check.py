@@ -70,16 +70,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from ml.metrics import roc_auc
         from ml.train_sources import predict_rows
-        from training.crop_checks import frames_flipped, load_model_and_crops, out_of_fold_logits, source_names
+        from training.crop_checks import frames_flipped, model_and_crops_of, out_of_fold_logits
 
-        sources, video_sources = source_names(options["sources"]), source_names(options["video_sources"])
-        classifier, pool = load_model_and_crops(
-            options["weights"],
-            cache=options["cache"],
-            data=options["data"],
-            sources=sources,
-            video_sources=video_sources,
-        )
+        classifier, pool, sources, video_sources = model_and_crops_of(options)
         is_video = np.isin(pool.source, video_sources)
         rows = np.flatnonzero((pool.split == "test") | is_video)
         if not len(rows):
