@@ -61,7 +61,7 @@ def load_model_and_crops(
     return classifier, pool
 
 
-def model_and_crops_of(options: dict):
+def model_and_crops_of(options: dict) -> tuple:
     """`load_model_and_crops` for a check's parsed options (--weights and those `add_crop_arguments` adds):
     (the classifier, the crop pool, the image source names, the video source names)."""
     sources, video_sources = source_names(options["sources"]), source_names(options.get("video_sources", ""))

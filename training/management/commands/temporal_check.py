@@ -33,7 +33,7 @@ class Command(BaseCommand):
         from ml.datasets import labelled_files
         from ml.faces import CropRule, FaceDetector
         from ml.image_model import encode_in_batches, feature_model
-        from ml.sources import SOURCES
+        from ml.sources import SOURCES, video_groups
         from ml.temporal import CUES, video_temporal_cues
         from training.crop_checks import load_classifier
 
@@ -75,6 +75,8 @@ class Command(BaseCommand):
                 rows.append({"source": name, "stem": path.stem, "label": label, **cues.medians()})
         if len({row["label"] for row in rows}) < 2:
             raise CommandError("these videos hold fewer than two classes")
+        if len(set(video_groups([row["stem"] for row in rows]).values())) < 2:
+            raise CommandError("these videos are of one identity group: nothing to hold out")
         self.stdout.write("\n".join(cue_table(rows, CUES, names, options)))
 
 
