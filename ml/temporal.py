@@ -117,11 +117,7 @@ def video_temporal_cues(
     if not grey_pairs:
         return None
     logits = np.asarray(score(np.stack(model_crops)), dtype=np.float64)
-    per_pair: dict[str, list[float]] = {name: [] for name in CUES}
-    for grey_first, grey_second in grey_pairs:
-        for name, value in pair_cues(grey_first, grey_second).items():
-            per_pair[name].append(value)
-    per_pair["score_jump"] = list(np.abs(logits[0::2] - logits[1::2]))
-    return VideoTemporalCues(
-        pairs=len(grey_pairs), per_pair={name: np.asarray(values) for name, values in per_pair.items()}
-    )
+    pixel_cues = [pair_cues(grey_first, grey_second) for grey_first, grey_second in grey_pairs]
+    per_pair = {name: np.asarray([cues[name] for cues in pixel_cues]) for name in pixel_cues[0]}
+    per_pair["score_jump"] = np.abs(logits[0::2] - logits[1::2])
+    return VideoTemporalCues(pairs=len(grey_pairs), per_pair=per_pair)

@@ -12,8 +12,9 @@ from django.core.management.base import CommandError
 from ml.metrics import expected_calibration_error
 from training.management.commands.calibration_check import (
     MIN_ROWS_PER_KIND,
-    per_kind_calibration,
+    per_kind_maps,
     pooled_calibration,
+    through_maps,
 )
 from training.management.commands.temporal_check import cue_table
 
@@ -34,9 +35,11 @@ def test_a_map_per_kind_is_truer_where_kinds_part_at_different_logits() -> None:
     fit = _two_kinds(rng, 400)
     logits, labels, _, head = _two_kinds(rng, 400)
 
-    shared = pooled_calibration(*fit[:3])(logits, head)
-    hard = per_kind_calibration(*fit, soft=False)(logits, head)
-    soft = per_kind_calibration(*fit, soft=True)(logits, head)
+    pooled = pooled_calibration(*fit[:3])
+    maps = per_kind_maps(*fit, shared=pooled)
+    shared = pooled.probabilities(logits)
+    hard = through_maps(maps, logits, head, soft=False)
+    soft = through_maps(maps, logits, head, soft=True)
 
     assert expected_calibration_error(labels, hard) < expected_calibration_error(labels, shared) - 0.05
     assert expected_calibration_error(labels, soft) < expected_calibration_error(labels, shared) - 0.05
@@ -48,12 +51,12 @@ def test_a_kind_the_head_names_for_too_few_faces_falls_back_to_the_shared_map() 
     head = np.tile([0.9, 0.1], (len(logits), 1))
     head[: MIN_ROWS_PER_KIND - 1] = [0.1, 0.9]  # kind 1 named for too few faces
 
-    per_kind = per_kind_calibration(logits, labels, sources, head, soft=False)
     shared = pooled_calibration(logits, labels, sources)
+    maps = per_kind_maps(logits, labels, sources, head, shared=shared)
     only_kind_one = np.tile([0.0, 1.0], (5, 1))
     probe = np.linspace(-3, 8, 5)
 
-    np.testing.assert_allclose(per_kind(probe, only_kind_one), shared(probe, only_kind_one))
+    np.testing.assert_allclose(through_maps(maps, probe, only_kind_one, soft=False), shared.probabilities(probe))
 
 
 def test_the_temporal_table_ranks_each_cue_per_source_and_held_out_against_the_base_rate() -> None:

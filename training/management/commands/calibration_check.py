@@ -10,35 +10,38 @@ thresholds chosen by the shipped rule, on every held-out source. Not shipped: th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.crop_checks import add_crop_arguments
 
+if TYPE_CHECKING:
+    from ml.calibration import LogitCalibration
+
 # A kind the head names for fewer calibration faces than this, or for one class only, falls back to the shared
 # map: an isotonic fit on a few dozen faces is noise.
 MIN_ROWS_PER_KIND = 30
 
 
-def pooled_calibration(logits, labels, sources) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The shipped rule: one isotonic map, sources weighing equally. Returns f(logits, kinds) -> probabilities."""
+def pooled_calibration(logits: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> LogitCalibration:
+    """The shipped rule: one isotonic map over every calibration face, sources weighing equally."""
     from ml.calibration import fit_isotonic_calibration
     from ml.train_sources import balanced_weights
 
-    shared = fit_isotonic_calibration(logits, labels, weights=balanced_weights(sources))
-    return lambda new_logits, kinds: shared.probabilities(new_logits)
+    return fit_isotonic_calibration(logits, labels, weights=balanced_weights(sources))
 
 
-def per_kind_calibration(logits, labels, sources, kinds, *, soft: bool):
-    """One isotonic map per kind the manipulation head names (`kinds`: its N x K softmax). Hard: each face goes
-    through the map of its most likely kind; soft: the head's probabilities weigh the maps."""
+def per_kind_maps(
+    logits: np.ndarray, labels: np.ndarray, sources: np.ndarray, kinds: np.ndarray, *, shared: LogitCalibration
+) -> list[LogitCalibration]:
+    """One isotonic map per kind the manipulation head names (`kinds`: its N x K softmax), each fitted on the
+    faces it names that kind; `shared` (the pooled map) stands in for a kind with too few faces."""
     from ml.calibration import fit_isotonic_calibration
     from ml.train_sources import balanced_weights
 
-    shared = fit_isotonic_calibration(logits, labels, weights=balanced_weights(sources))
     named = kinds.argmax(axis=1)
     maps = []
     for kind in range(kinds.shape[1]):
@@ -49,14 +52,16 @@ def per_kind_calibration(logits, labels, sources, kinds, *, soft: bool):
             )
         else:
             maps.append(shared)
+    return maps
 
-    def apply(new_logits: np.ndarray, new_kinds: np.ndarray) -> np.ndarray:
-        each = np.stack([calibration.probabilities(new_logits) for calibration in maps], axis=1)
-        if soft:
-            return (each * new_kinds).sum(axis=1)
-        return each[np.arange(len(each)), new_kinds.argmax(axis=1)]
 
-    return apply
+def through_maps(maps: list[LogitCalibration], logits: np.ndarray, kinds: np.ndarray, *, soft: bool) -> np.ndarray:
+    """Fake probabilities of faces through per-kind `maps`. Hard: each face through the map of its most likely
+    kind; soft: the head's probabilities (`kinds`) weigh the maps."""
+    each = np.stack([calibration.probabilities(logits) for calibration in maps], axis=1)
+    if soft:
+        return (each * kinds).sum(axis=1)
+    return each[np.arange(len(each)), kinds.argmax(axis=1)]
 
 
 class Command(BaseCommand):
@@ -94,10 +99,13 @@ class Command(BaseCommand):
             raise CommandError(f"{options['weights'].name} has no manipulation head")
         labels, names = pool.labels[held_out_rows], pool.source[held_out_rows]
         fit_args = (fitted["logits"], pool.labels[calibration_rows], pool.source[calibration_rows])
+        shared = pooled_calibration(*fit_args)
+        maps = per_kind_maps(*fit_args, fitted["manipulation"], shared=shared)
+        # Each method maps (logits, the head's probabilities) to fake probabilities.
         methods = {
-            "one map (shipped)": pooled_calibration(*fit_args),
-            "one map per kind, hard": per_kind_calibration(*fit_args, fitted["manipulation"], soft=False),
-            "one map per kind, soft": per_kind_calibration(*fit_args, fitted["manipulation"], soft=True),
+            "one map (shipped)": lambda logits, kinds: shared.probabilities(logits),
+            "one map per kind, hard": lambda logits, kinds: through_maps(maps, logits, kinds, soft=False),
+            "one map per kind, soft": lambda logits, kinds: through_maps(maps, logits, kinds, soft=True),
         }
         lines = [
             f"Calibration of `{options['weights'].name}` fitted on {len(calibration_rows)} cached calibration crops, "

@@ -30,9 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--mirror", action="store_true", help="score each face with its mirror image too")
 
     def handle(self, *args, **options) -> None:
-        from ml.datasets import labelled_files
+        from ml.datasets import VIDEO_SUFFIXES, labelled_files
         from ml.faces import CropRule, FaceDetector
-        from ml.image_model import encode_in_batches, feature_model
+        from ml.image_model import feature_model
+        from ml.inference import compiled_encoder
         from ml.sources import SOURCES, video_groups
         from ml.temporal import CUES, video_temporal_cues
         from training.crop_checks import load_classifier
@@ -44,27 +45,18 @@ class Command(BaseCommand):
         if options["frames"] < 2:
             raise CommandError("--frames must be at least 2")
         classifier = load_classifier(options["weights"])
-        encoder = feature_model(classifier)
+        encoder = compiled_encoder(feature_model(classifier))
         # The shared crop rule at the model's input size, as scans cut faces for it.
         rule = CropRule(margin=0.15, size=int(classifier.inputs[0].shape[1]))
 
         def score(crops: np.ndarray) -> np.ndarray:
-            return encode_in_batches(
-                lambda batch: encoder([batch], training=False),
-                crops,
-                embedding_dim=int(encoder.outputs[0].shape[-1]),
-                mirror=options["mirror"],
-            )[1]
+            return encoder(crops, mirror=options["mirror"])[1]
 
         detector = FaceDetector()
         rows = []
         for name in names:
             try:
-                files = [
-                    (path, label)
-                    for part in SOURCES[name].parts
-                    for path, label in labelled_files(SOURCES[name].folder(options["data"], part), (".mp4",))
-                ]
+                files = labelled_files(SOURCES[name].folder(options["data"]), VIDEO_SUFFIXES)
             except FileNotFoundError as exc:
                 raise CommandError(f"{exc} (is --data the shared data folder?)") from exc
             for path, label in files:
